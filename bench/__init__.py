@@ -1,0 +1,1 @@
+"""raftkv's benchmarks. `python -m bench --help` lists them."""

@@ -1,0 +1,16 @@
+"""Entry point: ``python -m bench <benchmark> [options]``."""
+
+import click
+
+from bench.memory import memory
+
+
+@click.group()
+def main() -> None:
+    """raftkv benchmarks. Numbers go to stdout as JSON, one object per run."""
+
+
+main.add_command(memory)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""raftkv: an etcd-compatible key-value store for Python.
+
+    import raftkv
+    kv = raftkv.open()
+    kv.put("greeting", "hello")
+    kv.get("greeting").value    # b"hello"
+"""
+
+__version__ = "0.1.0"
+
+from raftkv import errors  # noqa: E402
+from raftkv.client import ops  # noqa: E402
+from raftkv.client.api import KVClient, Lease, LeaseTTL, Status, TxnBuilder, Watch  # noqa: E402
+from raftkv.client.embedded import EmbeddedStore  # noqa: E402
+from raftkv.client.ops import create_revision, lease, mod_revision, value, version  # noqa: E402
+from raftkv.errors import RaftKVError  # noqa: E402
+from raftkv.mvcc import (  # noqa: E402
+    DeleteRangeResponse,
+    Event,
+    EventType,
+    KeyValue,
+    PutResponse,
+    RangeResponse,
+    SortOrder,
+    SortTarget,
+    StoreLimits,
+    TxnResponse,
+    WatchResponse,
+)
+
+
+def open(limits: StoreLimits | None = None, **options) -> EmbeddedStore:  # noqa: A001
+    """A single-member store in this process, ready at once.
+
+    ``limits`` sets etcd's request limits (max_txn_ops, max_request_bytes,
+    min_lease_ttl); other options are EmbeddedStore's.
+    """
+    return EmbeddedStore(limits, **options)
+
+
+__all__ = [
+    "DeleteRangeResponse", "EmbeddedStore", "Event", "EventType", "KVClient", "KeyValue", "Lease",
+    "LeaseTTL", "PutResponse", "RaftKVError", "RangeResponse", "SortOrder", "SortTarget", "Status",
+    "StoreLimits", "TxnBuilder", "TxnResponse", "Watch", "WatchResponse", "create_revision",
+    "errors", "lease", "mod_revision", "open", "ops", "value", "version",
+]

@@ -1,0 +1,1 @@
+"""Connections to a raftkv store, all offering the same interface."""

@@ -1,0 +1,306 @@
+"""The one interface every raftkv connection offers.
+
+``raftkv.open()`` implements it in-process; a cluster member and the remote
+client implement the same few primitives (``_execute`` and friends) and
+inherit everything else from here.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from raftkv.client import ops
+from raftkv.client.ops import Bytes
+from raftkv.errors import LeaseNotFound
+from raftkv.mvcc.requests import (
+    CompactionRequest,
+    Compare,
+    DeleteRangeResponse,
+    LeaseGrantRequest,
+    LeaseRevokeRequest,
+    PutResponse,
+    RangeResponse,
+    RequestOp,
+    SortOrder,
+    SortTarget,
+    TxnResponse,
+)
+from raftkv.mvcc.types import Event, KeyValue
+from raftkv.mvcc.watch import WatchResponse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Status:
+    version: str
+    member_id: int
+    leader: int
+    raft_term: int
+    raft_index: int
+    revision: int
+    compact_revision: int
+    key_count: int
+    lease_count: int
+    watcher_count: int
+
+
+@dataclass
+class LeaseTTL:
+    """A lease's time to live; ``ttl`` is -1 when the lease does not exist."""
+
+    id: int
+    ttl: int
+    granted_ttl: int
+    keys: list[bytes] = field(default_factory=list)
+
+
+class Watch(abc.ABC):
+    """A running watch. Iterating yields WatchResponse batches until it is
+    cancelled; ``events()`` yields the events alone."""
+
+    id: int
+
+    @abc.abstractmethod
+    def next_response(self, timeout: float | None = None) -> WatchResponse | None:
+        """The next batch, or None if ``timeout`` passes first or the watch has ended."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def canceled(self) -> bool: ...
+
+    def __iter__(self) -> Iterator[WatchResponse]:
+        while True:
+            response = self.next_response()
+            if response is None:
+                return
+            yield response
+            if response.canceled:
+                return
+
+    def events(self) -> Iterator[Event]:
+        for response in self:
+            yield from response.events
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class Lease:
+    """A granted lease. Used as a context manager it is kept alive in the
+    background and revoked on exit."""
+
+    def __init__(self, kv: KVClient, lease_id: int, ttl: int) -> None:
+        self._kv = kv
+        self.id = lease_id
+        self.ttl = ttl
+        self._stop = threading.Event()
+        self._keeper: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"Lease(id={self.id}, ttl={self.ttl})"
+
+    def revoke(self) -> None:
+        self._kv.lease_revoke(self.id)
+
+    def keep_alive(self) -> int:
+        return self._kv.lease_keep_alive(self.id)
+
+    def time_to_live(self, keys: bool = False) -> LeaseTTL:
+        return self._kv.lease_time_to_live(self.id, keys=keys)
+
+    def __enter__(self) -> Lease:
+        self._keeper = threading.Thread(
+            target=self._keep_alive_loop, name=f"raftkv-lease-{self.id:x}", daemon=True
+        )
+        self._keeper.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join()
+        try:
+            self.revoke()
+        except LeaseNotFound:
+            pass
+
+    def _keep_alive_loop(self) -> None:
+        interval = max(self.ttl / 3.0, 0.1)  # etcd's clients renew at a third of the TTL
+        while not self._stop.wait(interval):
+            try:
+                self.keep_alive()
+            except LeaseNotFound:
+                log.warning("lease expired while kept alive lease_id=%x", self.id)
+                return
+            except Exception:  # keep trying: the store may be briefly unavailable
+                log.exception("lease keep-alive failed lease_id=%x", self.id)
+
+
+class TxnBuilder:
+    """``kv.txn().if_(...).then(...).else_(...).commit()``"""
+
+    def __init__(self, kv: KVClient) -> None:
+        self._kv = kv
+        self._compare: list[Compare] = []
+        self._success: list[RequestOp] = []
+        self._failure: list[RequestOp] = []
+
+    def if_(self, *compares: Compare) -> TxnBuilder:
+        self._compare.extend(compares)
+        return self
+
+    def then(self, *requests: RequestOp) -> TxnBuilder:
+        self._success.extend(requests)
+        return self
+
+    def else_(self, *requests: RequestOp) -> TxnBuilder:
+        self._failure.extend(requests)
+        return self
+
+    def commit(self) -> TxnResponse:
+        return self._kv._execute(ops.txn(self._compare, self._success, self._failure))
+
+
+class KVClient(abc.ABC):
+    """put/get/range/delete/txn/watch/lease/compact/status over any connection."""
+
+    # ---- the primitives a connection provides ------------------------------
+
+    @abc.abstractmethod
+    def _execute(self, request: object) -> object:
+        """Run a request (range, put, delete, txn, compaction, lease grant or
+        revoke) and return its response, raising typed errors."""
+
+    @abc.abstractmethod
+    def lease_keep_alive(self, lease_id: int) -> int:
+        """Renew a lease once; returns its TTL. Raises LeaseNotFound."""
+
+    @abc.abstractmethod
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL: ...
+
+    @abc.abstractmethod
+    def leases(self) -> list[int]: ...
+
+    @abc.abstractmethod
+    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch: ...
+
+    @abc.abstractmethod
+    def status(self) -> Status: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    # ---- everything else ----------------------------------------------------
+
+    def __enter__(self) -> KVClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def put(self, key: Bytes, value: Bytes = b"", *, lease: int | Lease = 0,
+            prev_kv: bool = False, ignore_value: bool = False,
+            ignore_lease: bool = False) -> PutResponse:
+        lease_id = lease.id if isinstance(lease, Lease) else lease
+        return self._execute(ops.put(key, value, lease=lease_id, prev_kv=prev_kv,
+                                     ignore_value=ignore_value, ignore_lease=ignore_lease))
+
+    def get(self, key: Bytes, *, revision: int = 0, serializable: bool = False) -> KeyValue | None:
+        """The key's current (or past) version, or None."""
+        kvs = self._execute(ops.get(key, revision=revision, serializable=serializable)).kvs
+        return kvs[0] if kvs else None
+
+    def range(
+        self,
+        key: Bytes,
+        range_end: Bytes | None = None,
+        *,
+        prefix: bool = False,
+        from_key: bool = False,
+        limit: int = 0,
+        revision: int = 0,
+        sort_target: SortTarget | str = SortTarget.KEY,
+        sort_order: SortOrder | str = SortOrder.NONE,
+        serializable: bool = False,
+        keys_only: bool = False,
+        count_only: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
+    ) -> RangeResponse:
+        return self._execute(ops.get(
+            key, range_end, prefix=prefix, from_key=from_key, limit=limit, revision=revision,
+            sort_target=sort_target, sort_order=sort_order, serializable=serializable,
+            keys_only=keys_only, count_only=count_only,
+            min_mod_revision=min_mod_revision, max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision, max_create_revision=max_create_revision,
+        ))
+
+    def delete(self, key: Bytes, range_end: Bytes | None = None, *, prefix: bool = False,
+               from_key: bool = False, prev_kv: bool = False) -> DeleteRangeResponse:
+        return self._execute(ops.delete(key, range_end, prefix=prefix, from_key=from_key,
+                                        prev_kv=prev_kv))
+
+    def txn(self) -> TxnBuilder:
+        return TxnBuilder(self)
+
+    def compact(self, revision: int, *, physical: bool = False) -> int:
+        """Forget history below ``revision``; returns the current revision."""
+        return self._execute(CompactionRequest(revision, physical)).revision
+
+    def lease(self, ttl: int, *, lease_id: int = 0) -> Lease:
+        """Grant a lease (``lease_id`` 0 lets the store choose the id)."""
+        response = self._execute(LeaseGrantRequest(ttl=ttl, id=lease_id))
+        return Lease(self, response.id, response.ttl)
+
+    def lease_revoke(self, lease_id: int) -> None:
+        self._execute(LeaseRevokeRequest(int(lease_id)))
+
+    def watch(
+        self,
+        key: Bytes,
+        range_end: Bytes | None = None,
+        *,
+        prefix: bool = False,
+        from_key: bool = False,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        no_put: bool = False,
+        no_delete: bool = False,
+        progress_notify: bool = False,
+        callback: Callable[[WatchResponse], None] | None = None,
+    ) -> Watch:
+        """Watch a key or range from now, or replay from ``start_revision``.
+
+        With ``callback`` each batch is handed to it on a background thread;
+        otherwise iterate the returned Watch.
+        """
+        k, end = ops.key_span(key, range_end, prefix=prefix, from_key=from_key)
+        watch = self._watch(k, end, start_revision, prev_kv, no_put, no_delete, progress_notify)
+        if callback is not None:
+            threading.Thread(
+                target=_run_callback, args=(watch, callback),
+                name=f"raftkv-watch-{watch.id}", daemon=True,
+            ).start()
+        return watch
+
+
+def _run_callback(watch: Watch, callback: Callable[[WatchResponse], None]) -> None:
+    for response in watch:
+        try:
+            callback(response)
+        except Exception:
+            log.exception("watch callback failed watch_id=%d", watch.id)

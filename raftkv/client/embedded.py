@@ -1,0 +1,231 @@
+"""``raftkv.open()``: the store in this process, no network, no disk."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+from raftkv import __version__
+from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
+from raftkv.errors import LeaseNotFound, StoreClosed
+from raftkv.mvcc.expiry import LeaseDeadlines
+from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
+from raftkv.mvcc.store import KVStore, StoreLimits
+from raftkv.mvcc.watch import DEFAULT_MAX_PENDING_EVENTS, Watcher, WatchResponse
+
+log = logging.getLogger(__name__)
+
+MEMBER_ID = 1  # a single member with no cluster around it
+
+
+class EmbeddedWatch(Watch):
+    def __init__(self, store: EmbeddedStore, watcher_factory: Callable[[Callable[[], None]], Watcher]) -> None:
+        self._store = store
+        self._ready = threading.Event()
+        self._buffer: list[WatchResponse] = []
+        self._watcher = watcher_factory(self._ready.set)
+        self.id = self._watcher.id
+        self._ended = False
+
+    @property
+    def canceled(self) -> bool:
+        return self._watcher.canceled
+
+    def next_response(self, timeout: float | None = None) -> WatchResponse | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._buffer:
+                response = self._buffer.pop(0)
+                if response.canceled:
+                    self._ended = True
+                return response
+            if self._ended:
+                return None
+            self._ready.clear()
+            self._buffer = self._store._poll_watch(self._watcher)
+            if self._buffer:
+                continue
+            if self._watcher.canceled or self._store.closed:
+                self._ended = True
+                return None
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._ready.wait(remaining)
+
+    def cancel(self) -> None:
+        self._store._cancel_watch(self._watcher)
+
+
+class EmbeddedStore(KVClient):
+    """A single-member store held in memory.
+
+    Thread-safe. A background thread expires leases and sends progress
+    notifications to watchers that asked for them.
+    """
+
+    def __init__(
+        self,
+        limits: StoreLimits | None = None,
+        *,
+        max_pending_events: int = DEFAULT_MAX_PENDING_EVENTS,
+        progress_interval: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = KVStore(limits)
+        self._store.watchers.max_pending_events = max_pending_events
+        self._lock = threading.RLock()
+        self._clock = clock
+        self._deadlines = LeaseDeadlines()
+        self._applied = 0
+        self._closed = threading.Event()
+        self._progress_interval = progress_interval
+        self._wakeup = threading.Event()
+        self._ticker = threading.Thread(target=self._tick_loop, name="raftkv-ticker", daemon=True)
+        self._ticker.start()
+        log.info("embedded store open")
+
+    # ---- KVClient primitives ------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def _execute(self, request: object) -> object:
+        with self._lock:
+            self._check_open()
+            if isinstance(request, LeaseGrantRequest) and request.id == 0:
+                request = LeaseGrantRequest(ttl=request.ttl, id=self._new_lease_id())
+            response = self._store.apply(request)
+            self._applied += 1
+            now = self._clock()
+            if isinstance(request, LeaseGrantRequest):
+                self._deadlines.start(request.id, response.ttl, now)
+                self._wakeup.set()
+            elif isinstance(request, LeaseRevokeRequest):
+                self._deadlines.remove(request.id)
+            return response
+
+    def lease_keep_alive(self, lease_id: int) -> int:
+        with self._lock:
+            self._check_open()
+            self._store.lessor.get(lease_id)  # raises LeaseNotFound
+            return self._deadlines.renew(lease_id, self._clock())
+
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL:
+        with self._lock:
+            self._check_open()
+            try:
+                lease = self._store.lessor.get(lease_id)
+            except LeaseNotFound:
+                return LeaseTTL(id=lease_id, ttl=-1, granted_ttl=0)
+            return LeaseTTL(
+                id=lease_id,
+                ttl=self._deadlines.remaining(lease_id, self._clock()),
+                granted_ttl=lease.ttl,
+                keys=sorted(lease.keys) if keys else [],
+            )
+
+    def leases(self) -> list[int]:
+        with self._lock:
+            self._check_open()
+            return [lease.id for lease in self._store.lessor.leases()]
+
+    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
+        def create(on_ready: Callable[[], None]) -> Watcher:
+            return self._store.watchers.watch(
+                key, range_end, start_revision, prev_kv=prev_kv, no_put=no_put,
+                no_delete=no_delete, progress_notify=progress_notify, on_ready=on_ready,
+            )
+
+        with self._lock:
+            self._check_open()
+            return EmbeddedWatch(self, create)
+
+    def request_progress(self) -> None:
+        """Ask every watcher that is up to date to report the current revision."""
+        with self._lock:
+            self._store.watchers.request_progress()
+
+    def status(self) -> Status:
+        with self._lock:
+            self._check_open()
+            store = self._store
+            return Status(
+                version=__version__,
+                member_id=MEMBER_ID,
+                leader=MEMBER_ID,
+                raft_term=1,
+                raft_index=self._applied,
+                revision=store.revision,
+                compact_revision=max(store.compact_revision, 0),
+                key_count=store.key_count,
+                lease_count=len(store.lessor),
+                watcher_count=len(store.watchers),
+            )
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._wakeup.set()
+        with self._lock:
+            for watcher in list(self._store.watchers._synced()) + list(self._store.watchers._unsynced):
+                self._store.watchers.cancel(watcher)
+        self._ticker.join(timeout=5)
+        log.info("embedded store closed")
+
+    # ---- internals ------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise StoreClosed()
+
+    def _new_lease_id(self) -> int:
+        while True:
+            lease_id = secrets.randbits(63)
+            if lease_id and lease_id not in self._store.lessor:
+                return lease_id
+
+    def _poll_watch(self, watcher: Watcher) -> list[WatchResponse]:
+        with self._lock:
+            return self._store.watchers.poll(watcher)
+
+    def _cancel_watch(self, watcher: Watcher) -> None:
+        with self._lock:
+            self._store.watchers.cancel(watcher)
+
+    def expire_leases(self) -> list[int]:
+        """Revoke every lease whose deadline has passed; returns their ids."""
+        with self._lock:
+            if self._closed.is_set():
+                return []
+            expired = self._deadlines.expired(self._clock())
+            revoked = []
+            for lease_id in expired:
+                if lease_id in self._store.lessor:
+                    self._store.lease_revoke(LeaseRevokeRequest(lease_id))
+                    self._applied += 1
+                    revoked.append(lease_id)
+                    log.info("lease expired lease_id=%x", lease_id)
+                self._deadlines.remove(lease_id)
+            return revoked
+
+    def _tick_loop(self) -> None:
+        next_progress = self._clock() + self._progress_interval
+        while not self._closed.is_set():
+            self.expire_leases()
+            now = self._clock()
+            if now >= next_progress:
+                with self._lock:
+                    self._store.watchers.send_progress_notifications()
+                next_progress = now + self._progress_interval
+            with self._lock:
+                deadline = self._deadlines.next_deadline()
+            wait = min(next_progress, deadline if deadline is not None else next_progress) - now
+            self._wakeup.wait(min(max(wait, 0.01), 1.0))
+            self._wakeup.clear()

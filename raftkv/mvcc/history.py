@@ -1,0 +1,46 @@
+"""The changes of every revision since the last compaction, in revision order.
+
+Watchers that start in the past, or fell behind, replay from here.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from raftkv.mvcc.types import KeyValue
+
+
+class History:
+    def __init__(self) -> None:
+        self._revisions: list[int] = []
+        self._changes: list[list[KeyValue]] = []
+
+    def append(self, revision: int, changes: list[KeyValue]) -> None:
+        self._revisions.append(revision)
+        self._changes.append(changes)
+
+    def since(self, revision: int) -> Iterator[tuple[int, list[KeyValue]]]:
+        """(revision, changes) for every revision >= ``revision``, oldest first."""
+        i = bisect_left(self._revisions, revision)
+        revisions, changes = self._revisions, self._changes
+        while i < len(revisions):
+            yield revisions[i], changes[i]
+            i += 1
+
+    def compact(self, revision: int) -> None:
+        """Drop revisions below ``revision``, and the deletions at it.
+
+        etcd keeps, for each key, only the version visible at the compaction
+        revision; a deletion at exactly that revision is not kept.
+        """
+        i = bisect_left(self._revisions, revision)
+        del self._revisions[:i]
+        del self._changes[:i]
+        if self._revisions and self._revisions[0] == revision:
+            kept = [kv for kv in self._changes[0] if not kv.is_tombstone]
+            if kept:
+                self._changes[0] = kept
+            else:
+                del self._revisions[0]
+                del self._changes[0]

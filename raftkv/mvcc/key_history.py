@@ -1,0 +1,64 @@
+"""One key's versions, oldest first, with deletions as tombstones.
+
+A tombstone ends a *generation* of the key; the next put starts a new one at
+version 1. Reading at a revision finds the newest version at or below it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from raftkv.mvcc.types import KeyValue
+
+
+def _mod_revision(kv: KeyValue) -> int:
+    return kv.mod_revision
+
+
+class KeyHistory:
+    __slots__ = ("key", "versions")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.versions: list[KeyValue] = []
+
+    def latest(self) -> KeyValue | None:
+        """The live version now, or None when the key is deleted."""
+        if not self.versions:
+            return None
+        kv = self.versions[-1]
+        return None if kv.is_tombstone else kv
+
+    def at(self, revision: int) -> KeyValue | None:
+        """The live version as of ``revision``, or None."""
+        versions = self.versions
+        if not versions:
+            return None
+        if versions[-1].mod_revision <= revision:
+            kv = versions[-1]
+        else:
+            i = bisect_right(versions, revision, key=_mod_revision) - 1
+            if i < 0:
+                return None
+            kv = versions[i]
+        return None if kv.is_tombstone else kv
+
+    def record(self, kv: KeyValue) -> None:
+        """Append a version; a second change in the same revision replaces the first."""
+        if self.versions and self.versions[-1].mod_revision == kv.mod_revision:
+            self.versions[-1] = kv
+        else:
+            self.versions.append(kv)
+
+    def compact(self, revision: int) -> bool:
+        """Forget what no read at ``revision`` or later can see.
+
+        Keeps the version visible at ``revision`` (unless it is a tombstone)
+        and everything after it. Returns True when nothing is left.
+        """
+        i = bisect_right(self.versions, revision, key=_mod_revision) - 1
+        if i >= 0:
+            keep_from = i + 1 if self.versions[i].is_tombstone else i
+            if keep_from:
+                del self.versions[:keep_from]
+        return not self.versions

@@ -1,0 +1,383 @@
+"""The key-value state machine: revisions, reads, writes, txns, compaction.
+
+Pure and deterministic: the same requests applied in the same order give
+the same state on every replica. No clock, no threads, no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from raftkv.errors import (
+    Compacted,
+    FutureRevision,
+    KeyNotFound,
+    LeaseNotFound,
+    RequestTooLarge,
+)
+from raftkv.mvcc.compare import compare_holds
+from raftkv.mvcc.history import History
+from raftkv.mvcc.index import KeyIndex
+from raftkv.mvcc.lease import DEFAULT_MIN_LEASE_TTL, Lessor
+from raftkv.mvcc.requests import (
+    CompactionRequest,
+    CompactionResponse,
+    Compare,
+    DeleteRangeRequest,
+    DeleteRangeResponse,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseRevokeRequest,
+    LeaseRevokeResponse,
+    PutRequest,
+    PutResponse,
+    RangeRequest,
+    RangeResponse,
+    RequestOp,
+    ResponseOp,
+    SortOrder,
+    SortTarget,
+    TxnRequest,
+    TxnResponse,
+    request_size,
+)
+from raftkv.mvcc.types import KeyValue, tombstone
+from raftkv.mvcc.validate import DEFAULT_MAX_TXN_OPS, check_request
+from raftkv.mvcc.watch import WatchHub
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024  # etcd's --max-request-bytes default
+
+_SORT_KEYS = {
+    SortTarget.KEY: lambda kv: kv.key,
+    SortTarget.VERSION: lambda kv: kv.version,
+    SortTarget.CREATE: lambda kv: kv.create_revision,
+    SortTarget.MOD: lambda kv: kv.mod_revision,
+    SortTarget.VALUE: lambda kv: kv.value,
+}
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    max_txn_ops: int = DEFAULT_MAX_TXN_OPS
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    min_lease_ttl: int = DEFAULT_MIN_LEASE_TTL
+
+
+class _Write:
+    """The changes of one write request; they all share one new revision."""
+
+    def __init__(self, store: KVStore) -> None:
+        self.store = store
+        self.begin = store.revision
+        self.changes: list[KeyValue] = []
+        self.prevs: list[KeyValue | None] = []
+
+    @property
+    def revision(self) -> int:
+        return self.begin + 1
+
+    @property
+    def current(self) -> int:
+        """The revision a read inside this write sees."""
+        return self.begin + 1 if self.changes else self.begin
+
+    def end(self) -> None:
+        if self.changes:
+            self.store._commit(self.revision, self.changes, self.prevs)
+
+
+class KVStore:
+    def __init__(self, limits: StoreLimits | None = None) -> None:
+        self.limits = limits or StoreLimits()
+        self.lessor = Lessor(self.limits.min_lease_ttl)
+        self.watchers = WatchHub(self)
+        self._index = KeyIndex()
+        self._history = History()
+        self._revision = 1  # an empty etcd is at revision 1
+        self._compact_revision = -1
+        self._live_keys = 0
+
+    # ---- state ------------------------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    @property
+    def compact_revision(self) -> int:
+        """The last compaction's revision; -1 before the first."""
+        return self._compact_revision
+
+    @property
+    def key_count(self) -> int:
+        return self._live_keys
+
+    def history_since(self, revision: int) -> Iterator[tuple[int, list[KeyValue]]]:
+        return self._history.since(revision)
+
+    def value_at(self, key: bytes, revision: int) -> KeyValue | None:
+        history = self._index.get(key)
+        return history.at(revision) if history is not None else None
+
+    # ---- entry points -----------------------------------------------------
+
+    def apply(self, request: object) -> object:
+        """Apply any request; the replicated log's single entry point."""
+        handler = self._handlers.get(type(request))
+        if handler is None:
+            raise TypeError(f"not a store request: {type(request).__name__}")
+        return handler(self, request)
+
+    def range(self, request: RangeRequest) -> RangeResponse:
+        self._admit(request)
+        return self._range(request, None)
+
+    def put(self, request: PutRequest) -> PutResponse:
+        self._admit(request)
+        if request.lease and request.lease not in self.lessor:
+            raise LeaseNotFound()
+        self._check_previous_exists(request)
+        write = _Write(self)
+        response = self._put(write, request)
+        write.end()
+        return response
+
+    def delete_range(self, request: DeleteRangeRequest) -> DeleteRangeResponse:
+        self._admit(request)
+        write = _Write(self)
+        response = self._delete_range(write, request)
+        write.end()
+        return response
+
+    def txn(self, request: TxnRequest) -> TxnResponse:
+        self._admit(request)
+        path: list[bool] = []
+        self._txn_path(request, path)
+        writes = _has_writes(request)
+        if writes:
+            self._check_path(request, iter(path), self._check_txn_put)
+        self._check_path(request, iter(path), self._check_txn_range)
+        write = _Write(self) if writes else None
+        response = self._txn(request, iter(path), write)
+        if write is not None:
+            write.end()
+            response.revision = write.current
+        else:
+            response.revision = self._revision
+        return response
+
+    def compact(self, request: CompactionRequest) -> CompactionResponse:
+        revision = request.revision
+        if revision <= self._compact_revision:
+            raise Compacted()
+        if revision > self._revision:
+            raise FutureRevision()
+        self._compact_revision = revision
+        emptied = [h.key for h in self._index.histories() if h.compact(revision)]
+        for key in emptied:
+            self._index.remove(key)
+        self._history.compact(revision)
+        log.debug("compacted revision=%d keys_forgotten=%d", revision, len(emptied))
+        return CompactionResponse(revision=self._revision)
+
+    def lease_grant(self, request: LeaseGrantRequest) -> LeaseGrantResponse:
+        lease = self.lessor.grant(request.id, request.ttl)
+        return LeaseGrantResponse(revision=self._revision, id=lease.id, ttl=lease.ttl)
+
+    def lease_revoke(self, request: LeaseRevokeRequest) -> LeaseRevokeResponse:
+        lease = self.lessor.get(request.id)
+        write = _Write(self)
+        for key in sorted(lease.keys):
+            self._delete_keys(write, key, b"")
+        self.lessor.remove(request.id)
+        write.end()
+        return LeaseRevokeResponse(revision=self._revision)
+
+    _handlers = {
+        RangeRequest: range,
+        PutRequest: put,
+        DeleteRangeRequest: delete_range,
+        TxnRequest: txn,
+        CompactionRequest: compact,
+        LeaseGrantRequest: lease_grant,
+        LeaseRevokeRequest: lease_revoke,
+    }
+
+    # ---- reads ------------------------------------------------------------
+
+    def _admit(self, request: object) -> None:
+        if request_size(request) > self.limits.max_request_bytes:
+            raise RequestTooLarge()
+        check_request(request, self.limits.max_txn_ops)
+
+    def _range(self, request: RangeRequest, write: _Write | None) -> RangeResponse:
+        current = write.current if write is not None else self._revision
+        revision = request.revision
+        if revision > current:
+            raise FutureRevision()
+        if revision <= 0:
+            revision = current
+        if revision < self._compact_revision:
+            raise Compacted()
+
+        kvs = [
+            kv
+            for history in self._index.range(request.key, request.range_end)
+            if (kv := history.at(revision)) is not None
+        ]
+        count = len(kvs)
+        if request.count_only:
+            return RangeResponse(revision=current, count=count)
+
+        if request.max_mod_revision:
+            kvs = [kv for kv in kvs if kv.mod_revision <= request.max_mod_revision]
+        if request.min_mod_revision:
+            kvs = [kv for kv in kvs if kv.mod_revision >= request.min_mod_revision]
+        if request.max_create_revision:
+            kvs = [kv for kv in kvs if kv.create_revision <= request.max_create_revision]
+        if request.min_create_revision:
+            kvs = [kv for kv in kvs if kv.create_revision >= request.min_create_revision]
+
+        order = request.sort_order
+        if order == SortOrder.NONE and request.sort_target != SortTarget.KEY:
+            order = SortOrder.ASCEND  # keys come in key order already
+        if order != SortOrder.NONE:
+            kvs.sort(
+                key=_SORT_KEYS[SortTarget(request.sort_target)],
+                reverse=order == SortOrder.DESCEND,
+            )
+
+        more = False
+        if request.limit > 0 and len(kvs) > request.limit:
+            kvs = kvs[: request.limit]
+            more = True
+        if request.keys_only:
+            kvs = [replace(kv, value=b"") for kv in kvs]
+        return RangeResponse(revision=current, kvs=kvs, more=more, count=count)
+
+    def _compared_kvs(self, compare: Compare) -> Iterator[KeyValue]:
+        for history in self._index.range(compare.key, compare.range_end):
+            kv = history.latest()
+            if kv is not None:
+                yield kv
+
+    # ---- writes -----------------------------------------------------------
+
+    def _check_previous_exists(self, request: PutRequest) -> None:
+        if request.ignore_value or request.ignore_lease:
+            if self.value_at(request.key, self._revision) is None:
+                raise KeyNotFound()
+
+    def _put(self, write: _Write, request: PutRequest) -> PutResponse:
+        history = self._index.get_or_create(request.key)
+        prev = history.latest()
+        value = prev.value if request.ignore_value and prev else request.value
+        lease = prev.lease if request.ignore_lease and prev else request.lease
+        revision = write.revision
+        if prev is None:
+            kv = KeyValue(history.key, revision, revision, 1, value, lease)
+            self._live_keys += 1
+        else:
+            kv = KeyValue(
+                history.key, prev.create_revision, revision, prev.version + 1, value, lease
+            )
+            if prev.lease:
+                self.lessor.detach(prev.lease, history.key)
+        if lease:
+            self.lessor.attach(lease, history.key)
+        history.record(kv)
+        write.changes.append(kv)
+        write.prevs.append(prev)
+        return PutResponse(revision=revision, prev_kv=prev if request.prev_kv else None)
+
+    def _delete_range(self, write: _Write, request: DeleteRangeRequest) -> DeleteRangeResponse:
+        deleted = self._delete_keys(write, request.key, request.range_end)
+        revision = write.revision if (deleted or write.changes) else write.begin
+        return DeleteRangeResponse(
+            revision=revision,
+            deleted=len(deleted),
+            prev_kvs=deleted if request.prev_kv else [],
+        )
+
+    def _delete_keys(self, write: _Write, key: bytes, range_end: bytes) -> list[KeyValue]:
+        deleted = []
+        revision = write.revision
+        for history in self._index.range(key, range_end):
+            prev = history.latest()
+            if prev is None:
+                continue
+            gone = tombstone(history.key, revision)
+            history.record(gone)
+            if prev.lease:
+                self.lessor.detach(prev.lease, history.key)
+            write.changes.append(gone)
+            write.prevs.append(prev)
+            deleted.append(prev)
+        self._live_keys -= len(deleted)
+        return deleted
+
+    def _commit(self, revision: int, changes: list[KeyValue], prevs: list[KeyValue | None]) -> None:
+        self._revision = revision
+        self._history.append(revision, changes)
+        self.watchers.notify(revision, changes, prevs)
+
+    # ---- txn --------------------------------------------------------------
+
+    def _txn_path(self, request: TxnRequest, path: list[bool]) -> None:
+        """Decide every branch up front, against the state before any write
+        (etcd evaluates nested compares this way too)."""
+        succeeded = all(compare_holds(c, self._compared_kvs(c)) for c in request.compare)
+        path.append(succeeded)
+        for op in request.success if succeeded else request.failure:
+            if isinstance(op, TxnRequest):
+                self._txn_path(op, path)
+
+    def _check_path(self, request: TxnRequest, path: Iterator[bool], check) -> None:
+        for op in request.success if next(path) else request.failure:
+            if isinstance(op, TxnRequest):
+                self._check_path(op, path, check)
+            else:
+                check(op)
+
+    def _check_txn_put(self, op: RequestOp) -> None:
+        if isinstance(op, PutRequest):
+            self._check_previous_exists(op)
+            if op.lease and op.lease not in self.lessor:
+                raise LeaseNotFound()
+
+    def _check_txn_range(self, op: RequestOp) -> None:
+        if isinstance(op, RangeRequest) and op.revision:
+            if op.revision > self._revision:
+                raise FutureRevision()
+            if op.revision < self._compact_revision:
+                raise Compacted()
+
+    def _txn(self, request: TxnRequest, path: Iterator[bool], write: _Write | None) -> TxnResponse:
+        succeeded = next(path)
+        responses: list[ResponseOp] = []
+        for op in request.success if succeeded else request.failure:
+            if isinstance(op, RangeRequest):
+                responses.append(self._range(op, write))
+            elif isinstance(op, PutRequest):
+                assert write is not None
+                responses.append(self._put(write, op))
+            elif isinstance(op, DeleteRangeRequest):
+                assert write is not None
+                responses.append(self._delete_range(write, op))
+            else:
+                # etcd leaves a nested txn's own header revision at zero
+                responses.append(self._txn(op, path, write))
+        return TxnResponse(revision=0, succeeded=succeeded, responses=responses)
+
+
+def _has_writes(request: TxnRequest) -> bool:
+    for op in (*request.success, *request.failure):
+        if isinstance(op, (PutRequest, DeleteRangeRequest)):
+            return True
+        if isinstance(op, TxnRequest) and _has_writes(op):
+            return True
+    return False
