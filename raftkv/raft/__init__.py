@@ -1,0 +1,1 @@
+"""Replication: the MVCC state machine carried by a hardened pysyncobj Raft log."""
