@@ -12,6 +12,7 @@ from raftkv import errors  # noqa: E402
 from raftkv.client import ops  # noqa: E402
 from raftkv.client.api import KVClient, Lease, LeaseTTL, Status, TxnBuilder, Watch  # noqa: E402
 from raftkv.client.embedded import EmbeddedStore  # noqa: E402
+from raftkv.client.remote import Client  # noqa: E402
 from raftkv.client.ops import create_revision, lease, mod_revision, value, version  # noqa: E402
 from raftkv.errors import RaftKVError  # noqa: E402
 from raftkv.mvcc import (  # noqa: E402
@@ -38,8 +39,16 @@ def open(limits: StoreLimits | None = None, **options) -> EmbeddedStore:  # noqa
     return EmbeddedStore(limits, **options)
 
 
+def __getattr__(name: str):
+    if name == "Node":  # imported on first use: it brings in the Raft engine
+        from raftkv.client.node import Node
+
+        return Node
+    raise AttributeError(f"module 'raftkv' has no attribute {name!r}")
+
+
 __all__ = [
-    "DeleteRangeResponse", "EmbeddedStore", "Event", "EventType", "KVClient", "KeyValue", "Lease",
+    "Client", "Node", "DeleteRangeResponse", "EmbeddedStore", "Event", "EventType", "KVClient", "KeyValue", "Lease",
     "LeaseTTL", "PutResponse", "RaftKVError", "RangeResponse", "SortOrder", "SortTarget", "Status",
     "StoreLimits", "TxnBuilder", "TxnResponse", "Watch", "WatchResponse", "create_revision",
     "errors", "lease", "mod_revision", "open", "ops", "value", "version",

@@ -83,3 +83,24 @@ class WatchCanceled(RaftKVError):
 class StoreClosed(RaftKVError):
     message = "etcdserver: server stopped"
     grpc_code = "UNAVAILABLE"
+
+
+class Unavailable(RaftKVError):
+    grpc_code = "UNAVAILABLE"
+
+
+class NoLeader(Unavailable):
+    message = "etcdserver: no leader"
+
+
+class LeaderChanged(Unavailable):
+    message = "etcdserver: leader changed"
+
+
+class RequestTimedOut(Unavailable):
+    message = "etcdserver: request timed out"
+
+
+class TooManyRequests(RaftKVError):
+    message = "etcdserver: too many requests"
+    grpc_code = "RESOURCE_EXHAUSTED"

@@ -28,6 +28,66 @@ def cli(log_level: str) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
+def _urls(value: str | None) -> list[str] | None:
+    return [u.strip() for u in value.split(",") if u.strip()] if value else None
+
+
+@cli.command()
+@click.option("--name", default="default", show_default=True, help="Member name.")
+@click.option("--data-dir", default=None, help="Data directory [default: <name>.raftkv].")
+@click.option("--listen-client-urls", default="http://127.0.0.1:2379", show_default=True)
+@click.option("--advertise-client-urls", default=None)
+@click.option("--listen-peer-urls", default="http://127.0.0.1:2380", show_default=True)
+@click.option("--initial-advertise-peer-urls", default=None)
+@click.option("--initial-cluster", default=None,
+              help="name=peer-url,... [default: <name>=<initial-advertise-peer-url>].")
+@click.option("--initial-cluster-state", type=click.Choice(["new", "existing"]), default="new",
+              show_default=True)
+@click.option("--max-request-bytes", type=int, default=1536 * 1024, show_default=True)
+@click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="Milliseconds.")
+@click.option("--election-timeout", type=int, default=500, show_default=True, help="Milliseconds.")
+@click.option("--cert-file", default=None, help="TLS certificate for clients.")
+@click.option("--key-file", default=None, help="TLS key for clients.")
+@click.option("--trusted-ca-file", default=None, help="CA that signs client certificates.")
+@click.option("--client-cert-auth", is_flag=True, help="Require client certificates.")
+@click.option("--peer-secret-file", default=None, type=click.File("r"),
+              help="Shared secret that encrypts and authenticates peer traffic.")
+def serve(**flags) -> None:
+    """Run a member, serving etcd's v3 gRPC API.
+
+    Takes etcd's flag names. Example, a 3-member cluster on one machine:
+
+        raftkv serve --name a --listen-client-urls http://127.0.0.1:2379 \\
+            --listen-peer-urls http://127.0.0.1:2380 \\
+            --initial-cluster a=http://127.0.0.1:2380,b=http://127.0.0.1:2382,c=http://127.0.0.1:2384
+    """
+    from raftkv.server.serve import ConfigError, ServeConfig, run
+
+    secret = flags.pop("peer_secret_file")
+    config = ServeConfig(
+        name=flags["name"],
+        data_dir=flags["data_dir"],
+        listen_client_urls=_urls(flags["listen_client_urls"]),
+        advertise_client_urls=_urls(flags["advertise_client_urls"]),
+        listen_peer_urls=_urls(flags["listen_peer_urls"]),
+        initial_advertise_peer_urls=_urls(flags["initial_advertise_peer_urls"]),
+        initial_cluster=flags["initial_cluster"],
+        initial_cluster_state=flags["initial_cluster_state"],
+        max_request_bytes=flags["max_request_bytes"],
+        heartbeat_interval_ms=flags["heartbeat_interval"],
+        election_timeout_ms=flags["election_timeout"],
+        cert_file=flags["cert_file"],
+        key_file=flags["key_file"],
+        trusted_ca_file=flags["trusted_ca_file"],
+        client_cert_auth=flags["client_cert_auth"],
+        peer_secret=secret.read().strip() if secret else None,
+    )
+    try:
+        run(config)
+    except (ConfigError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+
+
 @cli.command()
 def shell() -> None:
     """Open an embedded store and a Python console bound to it as `kv`.

@@ -28,6 +28,9 @@ class History:
             yield revisions[i], changes[i]
             i += 1
 
+    def entries(self) -> list[tuple[int, list[KeyValue]]]:
+        return list(zip(self._revisions, self._changes))
+
     def compact(self, revision: int) -> None:
         """Drop revisions below ``revision``, and the deletions at it.
 

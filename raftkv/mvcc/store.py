@@ -116,6 +116,38 @@ class KVStore:
     def key_count(self) -> int:
         return self._live_keys
 
+    def snapshot(self) -> dict:
+        """The replicated state as plain data (for a Raft snapshot). Watchers
+        are local to a member and not part of it."""
+        return {
+            "revision": self._revision,
+            "compact_revision": self._compact_revision,
+            "keys": [(h.key, h.versions) for h in self._index.histories()],
+            "history": self._history.entries(),
+            "leases": [(lease.id, lease.ttl, sorted(lease.keys)) for lease in self.lessor.leases()],
+        }
+
+    def restore(self, state: dict) -> None:
+        """Replace the state by a snapshot's; this member's watchers carry on
+        from the revision they had reached."""
+        reached = self._revision
+        self._index = KeyIndex()
+        live = 0
+        for key, versions in state["keys"]:
+            history = self._index.get_or_create(key)
+            history.versions = list(versions)
+            live += history.latest() is not None
+        self._live_keys = live
+        self._history = History()
+        for revision, changes in state["history"]:
+            self._history.append(revision, changes)
+        self.lessor = Lessor(self.limits.min_lease_ttl)
+        for lease_id, ttl, keys in state["leases"]:
+            self.lessor.grant(lease_id, ttl).keys.update(keys)
+        self._revision = state["revision"]
+        self._compact_revision = state["compact_revision"]
+        self.watchers.rewind(reached + 1)
+
     def history_since(self, revision: int) -> Iterator[tuple[int, list[KeyValue]]]:
         return self._history.since(revision)
 

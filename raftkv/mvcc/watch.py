@@ -175,6 +175,13 @@ class WatchHub:
                 self._queue(watcher, WatchResponse(watcher.id, self._store.revision))
             watcher.heard_since_progress = False
 
+    def rewind(self, next_revision: int) -> None:
+        """After the store's state was replaced: every synced watcher catches
+        up from ``next_revision`` (or is cancelled if that is compacted)."""
+        for watcher in self._synced():
+            self._fall_behind(watcher, next_revision)
+            watcher._wake()
+
     # ---- internals ----------------------------------------------------------
 
     def _synced(self) -> list[Watcher]:

@@ -1,0 +1,3 @@
+from raftkv.cli.main import cli
+
+cli()

@@ -1,0 +1,140 @@
+"""``raftkv.Node``: a cluster member, used through the same interface as ``raftkv.open()``."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+
+from raftkv import __version__
+from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
+from raftkv.client.embedded import EmbeddedWatch
+from raftkv.errors import LeaseNotFound, StoreClosed
+from raftkv.mvcc.requests import LeaseGrantRequest, RangeRequest, TxnRequest
+from raftkv.mvcc.store import _has_writes
+from raftkv.mvcc.watch import Watcher, WatchResponse
+from raftkv.raft.member import MemberConfig, RaftMember
+
+log = logging.getLogger(__name__)
+
+
+def member_id(address: str) -> int:
+    """A stable 64-bit id for a member address (etcd ids are 64-bit too)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(address.encode()).digest()[:8], "big") >> 1
+
+
+class Node(KVClient):
+    """A member of a raftkv cluster.
+
+    Writes go through the Raft log and return once applied on this member;
+    reads are linearizable (after a ReadIndex barrier) unless ``serializable``.
+    """
+
+    def __init__(self, address: str, peers: list[str], data_dir: str,
+                 config: MemberConfig | None = None) -> None:
+        self.address = address
+        self._member = RaftMember(address, peers, data_dir, config)
+        self._closed = threading.Event()
+
+    @property
+    def member(self) -> RaftMember:
+        return self._member
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise StoreClosed()
+
+    def _execute(self, request: object) -> object:
+        self._check_open()
+        member = self._member
+        if isinstance(request, RangeRequest) or (isinstance(request, TxnRequest) and not _has_writes(request)):
+            if not getattr(request, "serializable", False):
+                member.read_barrier()
+            with member.lock:
+                return member.store.apply(request)
+        if isinstance(request, LeaseGrantRequest) and request.id == 0:
+            request = LeaseGrantRequest(ttl=request.ttl, id=secrets.randbits(63) or 1)
+        with member.lock:
+            member.store._admit(request)  # reject bad input before it reaches the log
+        return member.propose(request)
+
+    def lease_keep_alive(self, lease_id: int) -> int:
+        self._check_open()
+        return self._member.keep_alive(lease_id)
+
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL:
+        self._check_open()
+        member = self._member
+        member.read_barrier()
+        with member.lock:
+            try:
+                lease = member.store.lessor.get(lease_id)
+            except LeaseNotFound:
+                return LeaseTTL(id=lease_id, ttl=-1, granted_ttl=0)
+            remaining = member.deadlines.remaining(lease_id, member._clock())
+            return LeaseTTL(id=lease_id, ttl=remaining, granted_ttl=lease.ttl,
+                            keys=sorted(lease.keys) if keys else [])
+
+    def leases(self) -> list[int]:
+        self._check_open()
+        self._member.read_barrier()
+        with self._member.lock:
+            return [lease.id for lease in self._member.store.lessor.leases()]
+
+    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
+        self._check_open()
+        member = self._member
+
+        def create(on_ready: Callable[[], None]) -> Watcher:
+            return member.store.watchers.watch(
+                key, range_end, start_revision, prev_kv=prev_kv, no_put=no_put,
+                no_delete=no_delete, progress_notify=progress_notify, on_ready=on_ready)
+
+        with member.lock:
+            return EmbeddedWatch(self, create)
+
+    # EmbeddedWatch's hooks
+    def _poll_watch(self, watcher: Watcher) -> list[WatchResponse]:
+        with self._member.lock:
+            return self._member.store.watchers.poll(watcher)
+
+    def _cancel_watch(self, watcher: Watcher) -> None:
+        with self._member.lock:
+            self._member.store.watchers.cancel(watcher)
+
+    def status(self) -> Status:
+        self._check_open()
+        member = self._member
+        with member.lock:
+            store = member.store
+            leader = member.leader_address
+            return Status(
+                version=__version__,
+                member_id=member_id(self.address),
+                leader=member_id(leader) if leader else 0,
+                raft_term=member.term,
+                raft_index=member.commit_index,
+                revision=store.revision,
+                compact_revision=max(store.compact_revision, 0),
+                key_count=store.key_count,
+                lease_count=len(store.lessor),
+                watcher_count=len(store.watchers),
+            )
+
+    def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        with self._member.lock:
+            hub = self._member.store.watchers
+            for watcher in hub._synced() + list(hub._unsynced):
+                hub.cancel(watcher)
+        self._member.close()

@@ -1,0 +1,241 @@
+"""``raftkv.Client(endpoints)``: the same interface, over etcd's gRPC API.
+
+Works against raftkv and against etcd itself. A request that finds its
+endpoint unreachable moves on to the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+import grpc
+
+from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
+from raftkv.errors import (
+    Compacted,
+    DuplicateKey,
+    EmptyKey,
+    FutureRevision,
+    KeyNotFound,
+    LeaderChanged,
+    LeaseExists,
+    LeaseNotFound,
+    LeaseProvided,
+    LeaseTTLTooLarge,
+    NoLeader,
+    RaftKVError,
+    RequestTimedOut,
+    RequestTooLarge,
+    StoreClosed,
+    TooManyOps,
+    TooManyRequests,
+    Unavailable,
+    ValueProvided,
+)
+from raftkv.mvcc.requests import (
+    CompactionRequest,
+    DeleteRangeRequest,
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseRevokeRequest,
+    LeaseRevokeResponse,
+    PutRequest,
+    RangeRequest,
+    TxnRequest,
+)
+from raftkv.mvcc.watch import WatchResponse
+from raftkv.wire import request_to_pb, response_from_pb, watch_response_from_pb
+
+log = logging.getLogger(__name__)
+
+_ERRORS = {cls.message: cls for cls in (
+    Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
+    LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, NoLeader, RequestTimedOut, RequestTooLarge,
+    TooManyOps, TooManyRequests, ValueProvided,
+)}
+
+_METHODS = {
+    RangeRequest: "Range",
+    PutRequest: "Put",
+    DeleteRangeRequest: "DeleteRange",
+    TxnRequest: "Txn",
+    CompactionRequest: "Compact",
+}
+
+
+def _typed(error: grpc.RpcError) -> RaftKVError:
+    message = error.details() or ""
+    cls = _ERRORS.get(message)
+    if cls is not None:
+        return cls()
+    if error.code() == grpc.StatusCode.UNAVAILABLE:
+        return Unavailable(message or "unavailable")
+    return RaftKVError(message or str(error.code()))
+
+
+def _target(endpoint: str) -> str:
+    for scheme in ("http://", "https://"):
+        if endpoint.startswith(scheme):
+            return endpoint[len(scheme):]
+    return endpoint
+
+
+class _RemoteWatch(Watch):
+    def __init__(self, client: Client, request: rpc_pb2.WatchCreateRequest) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._responses: queue.Queue = queue.Queue()
+        self._canceled = False
+        self.id = -1
+        self._requests.put(rpc_pb2.WatchRequest(create_request=request))
+        stub = rpc_pb2_grpc.WatchStub(client._channel())
+        self._call = stub.Watch(iter(self._requests.get, None))
+        created = next(self._call)
+        self.id = created.watch_id
+        if created.canceled:
+            self._canceled = True
+            raise RaftKVError(created.cancel_reason or "watch refused")
+        threading.Thread(target=self._read, daemon=True, name=f"raftkv-remote-watch-{self.id}").start()
+
+    def _read(self) -> None:
+        try:
+            for message in self._call:
+                response = watch_response_from_pb(message)
+                if response.canceled and response.compact_revision and not response.cancel_reason:
+                    response.cancel_reason = Compacted.message
+                self._responses.put(response)
+                if response.canceled:
+                    break
+        except grpc.RpcError as e:
+            if not self._canceled:
+                log.info("watch stream ended watch_id=%d error=%s", self.id, e.code())
+        self._responses.put(None)
+
+    @property
+    def canceled(self) -> bool:
+        return self._canceled
+
+    def next_response(self, timeout: float | None = None) -> WatchResponse | None:
+        try:
+            response = self._responses.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if response is None:
+            self._responses.put(None)
+            self._canceled = True
+        return response
+
+    def cancel(self) -> None:
+        if not self._canceled:
+            self._canceled = True
+            self._requests.put(rpc_pb2.WatchRequest(
+                cancel_request=rpc_pb2.WatchCancelRequest(watch_id=self.id)))
+            self._requests.put(None)
+            self._call.cancel()
+
+
+class Client(KVClient):
+    def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
+                 credentials: grpc.ChannelCredentials | None = None) -> None:
+        if isinstance(endpoints, str):
+            endpoints = [e for e in endpoints.split(",") if e]
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        self.endpoints = [_target(e) for e in endpoints]
+        self.timeout = timeout
+        self._credentials = credentials
+        self._current = 0
+        self._channels: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def _channel(self, index: int | None = None) -> grpc.Channel:
+        with self._lock:
+            if self._closed:
+                raise StoreClosed()
+            endpoint = self.endpoints[self._current if index is None else index]
+            channel = self._channels.get(endpoint)
+            if channel is None:
+                options = [("grpc.max_receive_message_length", 2**31 - 1)]
+                if self._credentials is None:
+                    channel = grpc.insecure_channel(endpoint, options=options)
+                else:
+                    channel = grpc.secure_channel(endpoint, self._credentials, options=options)
+                self._channels[endpoint] = channel
+            return channel
+
+    def _call(self, service: str, method: str, message):
+        """Call on the current endpoint, failing over while endpoints are unreachable."""
+        last: grpc.RpcError | None = None
+        for attempt in range(len(self.endpoints)):
+            index = (self._current + attempt) % len(self.endpoints)
+            stub = getattr(rpc_pb2_grpc, f"{service}Stub")(self._channel(index))
+            try:
+                response = getattr(stub, method)(message, timeout=self.timeout)
+            except grpc.RpcError as e:
+                if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                        and len(self.endpoints) > 1:
+                    last = e
+                    continue
+                raise _typed(e) from None
+            self._current = index
+            return response
+        raise _typed(last) from None
+
+    def _execute(self, request: object) -> object:
+        if isinstance(request, LeaseGrantRequest):
+            response = self._call("Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=request.ttl, ID=request.id))
+            return LeaseGrantResponse(revision=response.header.revision, id=response.ID, ttl=response.TTL)
+        if isinstance(request, LeaseRevokeRequest):
+            response = self._call("Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=request.id))
+            return LeaseRevokeResponse(revision=response.header.revision)
+        method = _METHODS[type(request)]
+        return response_from_pb(self._call("KV", method, request_to_pb(request)))
+
+    def lease_keep_alive(self, lease_id: int) -> int:
+        stub = rpc_pb2_grpc.LeaseStub(self._channel())
+        try:
+            responses = stub.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]),
+                                            timeout=self.timeout)
+            ttl = next(iter(responses)).TTL
+        except grpc.RpcError as e:
+            raise _typed(e) from None
+        if ttl <= 0:
+            raise LeaseNotFound()
+        return ttl
+
+    def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL:
+        r = self._call("Lease", "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys))
+        return LeaseTTL(id=r.ID, ttl=r.TTL, granted_ttl=r.grantedTTL, keys=list(r.keys))
+
+    def leases(self) -> list[int]:
+        return [lease.ID for lease in self._call("Lease", "LeaseLeases", rpc_pb2.LeaseLeasesRequest()).leases]
+
+    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
+        filters = []
+        if no_put:
+            filters.append(rpc_pb2.WatchCreateRequest.NOPUT)
+        if no_delete:
+            filters.append(rpc_pb2.WatchCreateRequest.NODELETE)
+        request = rpc_pb2.WatchCreateRequest(
+            key=key, range_end=range_end, start_revision=start_revision, prev_kv=prev_kv,
+            filters=filters, progress_notify=progress_notify)
+        return _RemoteWatch(self, request)
+
+    def status(self) -> Status:
+        r = self._call("Maintenance", "Status", rpc_pb2.StatusRequest())
+        return Status(
+            version=r.version, member_id=r.header.member_id, leader=r.leader, raft_term=r.raftTerm,
+            raft_index=r.raftIndex, revision=r.header.revision, compact_revision=0,
+            key_count=-1, lease_count=-1, watcher_count=-1,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            channel.close()

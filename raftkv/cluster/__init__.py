@@ -1,0 +1,1 @@
+"""Running several members on one machine: development, tests and benchmarks."""

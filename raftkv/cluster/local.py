@@ -1,0 +1,221 @@
+"""A cluster of ``raftkv serve`` processes on loopback.
+
+    with LocalCluster(size=3, base_dir=tmp) as cluster:
+        client = cluster.client()
+        cluster.kill(cluster.leader_index())   # kill -9
+        cluster.restart(0)
+
+Every member is a real process with its own data directory; stop() (and
+leaving the ``with`` block) terminates all of them, killing any that linger.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+from raftkv.client.remote import Client
+from raftkv.errors import RaftKVError
+
+log = logging.getLogger(__name__)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets, ports = [], []
+    for _ in range(count):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@dataclass
+class MemberProcess:
+    name: str
+    client_port: int
+    peer_port: int
+    data_dir: str
+    log_path: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class LocalCluster:
+    def __init__(self, size: int, base_dir: str, *, base_port: int | None = None,
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.base_dir = os.path.abspath(base_dir)
+        os.makedirs(self.base_dir, exist_ok=True)
+        if base_port is None:
+            ports = free_ports(2 * size)
+        else:
+            ports = list(range(base_port, base_port + 2 * size))
+        self.extra_args = list(extra_args or [])
+        self.env = dict(env or {})
+        self.members = [
+            MemberProcess(
+                name=f"m{i}",
+                client_port=ports[2 * i],
+                peer_port=ports[2 * i + 1],
+                data_dir=os.path.join(self.base_dir, f"m{i}.raftkv"),
+                log_path=os.path.join(self.base_dir, f"m{i}.log"),
+            )
+            for i in range(size)
+        ]
+
+    # ---- life cycle ------------------------------------------------------------
+
+    @property
+    def initial_cluster(self) -> str:
+        return ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self.members]
+
+    def command(self, member: MemberProcess) -> list[str]:
+        return [
+            sys.executable, "-m", "raftkv", "--log-level", "INFO", "serve",
+            "--name", member.name,
+            "--data-dir", member.data_dir,
+            "--listen-client-urls", f"http://{member.endpoint}",
+            "--listen-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", self.initial_cluster,
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        for i in range(len(self.members)):
+            self.start_member(i)
+        self.wait_ready(timeout)
+        return self
+
+    def start_member(self, index: int) -> None:
+        member = self.members[index]
+        if member.running:
+            raise RuntimeError(f"{member.name} is already running")
+        env = {**os.environ, **self.env, **member.extra_env}
+        log_file = open(member.log_path, "ab")
+        member.process = subprocess.Popen(
+            self.command(member), stdout=log_file, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True,
+        )
+        log_file.close()
+        log.info("started member name=%s pid=%d", member.name, member.process.pid)
+
+    def kill(self, index: int) -> None:
+        """kill -9: no chance to flush or say goodbye."""
+        member = self.members[index]
+        if member.process is not None:
+            if member.process.poll() is None:
+                os.killpg(member.process.pid, signal.SIGKILL)
+            member.process.wait(timeout=10)
+
+    def pause(self, index: int) -> None:
+        os.killpg(self.members[index].process.pid, signal.SIGSTOP)
+
+    def resume(self, index: int) -> None:
+        os.killpg(self.members[index].process.pid, signal.SIGCONT)
+
+    def restart(self, index: int, timeout: float = 30.0) -> None:
+        self.kill(index)
+        self.start_member(index)
+        self.wait_member(index, timeout)
+
+    def stop(self) -> None:
+        for member in self.members:
+            process = member.process
+            if process is None or process.poll() is not None:
+                continue
+            try:
+                os.killpg(process.pid, signal.SIGCONT)
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        deadline = time.monotonic() + 10
+        for member in self.members:
+            process = member.process
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- looking at it -----------------------------------------------------------
+
+    def client(self, index: int | None = None, timeout: float = 5.0) -> Client:
+        endpoints = self.endpoints if index is None else [self.members[index].endpoint]
+        return Client(endpoints, timeout=timeout)
+
+    def member_status(self, index: int, timeout: float = 1.0):
+        with Client([self.members[index].endpoint], timeout=timeout) as c:
+            return c.status()
+
+    def wait_member(self, index: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.member_status(index).leader:
+                    return
+            except RaftKVError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.members[index].name} not ready after {timeout}s; "
+                                   f"see {self.members[index].log_path}")
+            time.sleep(0.1)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        for i, member in enumerate(self.members):
+            if member.running:
+                self.wait_member(i, timeout)
+
+    def leader_index(self, timeout: float = 30.0, exclude: set[int] = frozenset()) -> int:
+        """The member every running member agrees leads."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ids = {}
+            for i, member in enumerate(self.members):
+                if member.running and i not in exclude:
+                    try:
+                        status = self.member_status(i)
+                    except RaftKVError:
+                        continue
+                    ids[i] = (status.member_id, status.leader)
+            leaders = {leader for _, leader in ids.values()}
+            if len(leaders) == 1 and 0 not in leaders:
+                (leader,) = leaders
+                for i, (member_id, _) in ids.items():
+                    if member_id == leader:
+                        return i
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no agreed leader after {timeout}s: {ids}")
+            time.sleep(0.1)

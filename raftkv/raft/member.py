@@ -1,0 +1,551 @@
+"""A Raft member: pysyncobj 0.3.17, extended through its hooks, carrying the KV store.
+
+What this adds to pysyncobj, each through an extension point:
+
+- the journal (``raftkv.raft.journal``) through pysyncobj's journal factory:
+  term and vote fsynced before they are used, entries fsynced in groups;
+- a transport subclass that syncs the journal before any message leaves,
+  so no append is acknowledged and no vote granted before it is durable;
+- a tick callback that syncs the journal before the leader counts its own
+  copy toward commit (one fsync per tick for everything written in it);
+- the AppendEntries receiver (overriding the message handler): an entry is
+  truncated only on a term conflict, never because a message repeats
+  entries the follower already has;
+- log entries are raftkv's own command type holding the protobuf-encoded
+  request (``raftkv.wire``), applied by overriding the command applier;
+- linearizable reads through a ReadIndex round: the leader records its
+  commit index and confirms with a majority that it still leads before
+  any read waiting on that round is served;
+- lease expiry decided by the leader and applied as a revoke through the
+  log; keep-alives renew the leader's deadline without a log entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pysyncobj.syncobj as _syncobj_module
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer
+from pysyncobj.config import FAIL_REASON
+from pysyncobj.transport import TCPTransport
+
+from raftkv.errors import (
+    LeaderChanged,
+    LeaseNotFound,
+    NoLeader,
+    RaftKVError,
+    RequestTimedOut,
+    TooManyRequests,
+)
+from raftkv.mvcc.expiry import LeaseDeadlines
+from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
+from raftkv.mvcc.store import KVStore, StoreLimits
+from raftkv.raft.journal import DurableJournal
+from raftkv.raft.storage import sync_existing_file
+from raftkv.wire import WireError, decode_request, encode_request
+
+log = logging.getLogger(__name__)
+
+COMMAND_TYPE = 0x10  # pysyncobj's own command types are 0..3
+_COMMAND_TAG = bytes([COMMAND_TYPE])
+_STATE_LEADER = 2
+
+
+def _create_journal(journal_file=None):
+    if journal_file is None:
+        return _original_create_journal(journal_file)
+    return DurableJournal(journal_file)
+
+
+# pysyncobj builds its journal through this module-level factory.
+_original_create_journal = _syncobj_module.createJournal
+_syncobj_module.createJournal = _create_journal
+
+
+def error_for_fail_reason(reason: int) -> RaftKVError:
+    if reason == FAIL_REASON.QUEUE_FULL:
+        return TooManyRequests()
+    if reason == FAIL_REASON.MISSING_LEADER:
+        return NoLeader()
+    if reason in (FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED):
+        return LeaderChanged()
+    return RequestTimedOut()
+
+
+class SyncingTransport(TCPTransport):
+    """Makes the journal durable before any message leaves this member."""
+
+    def send(self, node, message):
+        self._syncObj._sync_journal()
+        return super().send(node, message)
+
+
+class StateMachine(SyncObjConsumer):
+    """What a Raft snapshot holds: the KV store's replicated state."""
+
+    def __init__(self, store: KVStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def _serialize(self):
+        return {"store": self.store.snapshot()}
+
+    def _deserialize(self, data):
+        self.store.restore(data["store"])
+
+
+@dataclass
+class _ReadWaiter:
+    """A read waiting for a read index, then for it to be applied."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    index: int | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class _ReadRound:
+    id: int
+    term: int
+    index: int
+    started: float
+    acks: set = field(default_factory=set)
+    local: list[_ReadWaiter] = field(default_factory=list)
+    remote: list[tuple[object, int]] = field(default_factory=list)
+
+
+@dataclass
+class MemberConfig:
+    """Timing and limits of a member. Defaults favour low latency on loopback."""
+
+    election_timeout_min: float = 0.4
+    election_timeout_max: float = 0.8
+    heartbeat_interval: float = 0.05
+    request_timeout: float = 5.0
+    # an isolated leader steps down after this long without a majority
+    leader_fallback_timeout: float = 1.0
+    snapshot_min_entries: int = 100_000
+    snapshot_min_seconds: float = 3600.0
+    secret: str | None = None
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+
+class RaftMember(SyncObj):
+    def __init__(
+        self,
+        self_address: str,
+        peer_addresses: list[str],
+        data_dir: str,
+        config: MemberConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or MemberConfig()
+        os.makedirs(data_dir, exist_ok=True)
+        self.data_dir = data_dir
+        self.lock = threading.RLock()  # guards the store: the tick thread applies, readers read
+        self.store = KVStore(self.config.limits)
+        self.deadlines = LeaseDeadlines()
+        self._clock = clock
+        self._requests: list[Callable[[], None]] = []  # work handed to the tick thread
+        self._requests_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._pending_reads: list[_ReadWaiter] = []
+        self._remote_reads: list[tuple[object, int]] = []
+        self._forwarded_reads: dict[int, list[_ReadWaiter]] = {}
+        self._forwarded_at: dict[int, float] = {}
+        self._round: _ReadRound | None = None
+        self._applying: list[_ReadWaiter] = []
+        self._keepalives: dict[int, tuple[int, Callable[[int | None, Exception | None], None]]] = {}
+        self._revoking: set[int] = set()
+        self._was_leader = False
+        conf = SyncObjConf(
+            journalFile=os.path.join(data_dir, "raft.log"),
+            fullDumpFile=os.path.join(data_dir, "snapshot"),
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=self.config.heartbeat_interval,
+            raftMinTimeout=self.config.election_timeout_min,
+            raftMaxTimeout=self.config.election_timeout_max,
+            leaderFallbackTimeout=self.config.leader_fallback_timeout,
+            connectionTimeout=max(3.5, self.config.election_timeout_max * 2),
+            connectionRetryTime=0.2,
+            # one message carries any single entry: pysyncobj's chunked
+            # transmission path would bypass the AppendEntries fix below
+            appendEntriesBatchSizeBytes=8 * 1024 * 1024,
+            logCompactionMinEntries=self.config.snapshot_min_entries,
+            logCompactionMinTime=self.config.snapshot_min_seconds,
+            dynamicMembershipChange=True,
+            password=self.config.secret,
+            commandsWaitLeader=True,
+            onStateChanged=self._on_state_changed,
+        )
+        self.state_machine = StateMachine(self.store)
+        super().__init__(
+            self_address, [p for p in peer_addresses if p != self_address], conf,
+            consumers=[self.state_machine], transportClass=SyncingTransport,
+        )
+        # the snapshot must be durable before the log entries it replaces go
+        self._journal.before_compaction = lambda: sync_existing_file(conf.fullDumpFile)
+        self.addOnTickCallback(self._on_tick)
+
+    # ---- pysyncobj internals we rely on (pinned to 0.3.17) ---------------------
+
+    @property
+    def _journal(self) -> DurableJournal:
+        return self._SyncObj__raftLog
+
+    @property
+    def is_leader(self) -> bool:
+        return self._SyncObj__raftState == _STATE_LEADER
+
+    @property
+    def term(self) -> int:
+        return self._SyncObj__raftCurrentTerm
+
+    @property
+    def leader_address(self) -> str | None:
+        leader = self._SyncObj__raftLeader
+        return leader.address if leader is not None else None
+
+    @property
+    def applied_index(self) -> int:
+        return self._SyncObj__raftLastApplied
+
+    @property
+    def commit_index(self) -> int:
+        return self._SyncObj__raftCommitIndex
+
+    def _voters(self) -> set:
+        return self._SyncObj__otherNodes
+
+    def _wake(self) -> None:
+        notifier = getattr(self, "_SyncObj__pipeNotifier", None)
+        if notifier is not None:
+            notifier.notify()
+
+    def _sync_journal(self) -> None:
+        journal = self._SyncObj__raftLog
+        if isinstance(journal, DurableJournal):
+            journal.sync()
+
+    # ---- writes ------------------------------------------------------------------
+
+    def propose(self, request: object, timeout: float | None = None) -> object:
+        """Replicate a request; return its response once applied here."""
+        if isinstance(request, LeaseGrantRequest) and request.id == 0:
+            raise ValueError("choose the lease id before proposing")
+        data = encode_request(request)
+        done = threading.Event()
+        outcome: list = []
+
+        def on_applied(result, error):
+            outcome.append((result, error))
+            done.set()
+
+        self._applyCommand(data, on_applied, COMMAND_TYPE)
+        if not done.wait(timeout or self.config.request_timeout):
+            raise RequestTimedOut()
+        result, error = outcome[0]
+        if error != FAIL_REASON.SUCCESS:
+            raise error_for_fail_reason(error)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _SyncObj__doApplyCommand(self, command):  # noqa: N802 (overrides pysyncobj's applier)
+        if command[:1] != _COMMAND_TAG:
+            return SyncObj._SyncObj__doApplyCommand(self, command)
+        try:
+            request = decode_request(command[1:])
+        except WireError as e:
+            log.error("undecodable log entry skipped error=%s", e)
+            return e
+        now = self._clock()
+        with self.lock:
+            try:
+                response = self.store.apply(request)
+            except RaftKVError as e:
+                return e
+            except Exception as e:  # a bug: every member fails the same way, so keep going
+                log.exception("apply failed request=%s", type(request).__name__)
+                return RaftKVError(f"raftkv: apply failed: {e}")
+            if isinstance(request, LeaseGrantRequest):
+                self.deadlines.start(request.id, response.ttl, now)
+            elif isinstance(request, LeaseRevokeRequest):
+                self.deadlines.remove(request.id)
+                self._revoking.discard(request.id)
+        return response
+
+    # ---- AppendEntries receiver -------------------------------------------------
+
+    def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802 (overrides pysyncobj's handler)
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind is None:
+            log.warning("ignored a malformed peer message peer=%s", getattr(node, "address", node))
+            return
+        if kind.startswith("rk_"):
+            self._on_raftkv_message(node, message, kind)
+            return
+        if (kind == "append_entries" and "prevLogIdx" in message
+                and "transmission" not in message
+                and message.get("term", -1) >= self._SyncObj__raftCurrentTerm):
+            self._on_append_entries(node, message)
+            return
+        SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _on_append_entries(self, node, message) -> None:
+        # Let pysyncobj do the bookkeeping of a valid leader's message (term,
+        # leader, election deadline, follower state) on a copy that carries no
+        # log operation, then do the log operation by Raft's rules.
+        SyncObj._SyncObj__onMessageReceived(self, node, {
+            "type": "append_entries",
+            "term": message["term"],
+            "commit_index": self._SyncObj__raftCommitIndex,
+        })
+        get_entries = self._SyncObj__getEntries
+        prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
+        prev = get_entries(prev_idx, 1)
+        if not prev:
+            self._SyncObj__sendNextNodeIdx(node, success=False, reset=True)
+            return
+        if prev[0][2] != prev_term:
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=prev_idx, success=False, reset=True)
+            return
+
+        new_entries = list(message.get("entries", []))
+        skip = 0
+        for entry in new_entries:
+            mine = get_entries(entry[1], 1)
+            if not mine:
+                break
+            if mine[0][2] != entry[2]:
+                self._truncate_conflict(entry[1])
+                break
+            skip += 1
+        appended = new_entries[skip:]
+        for entry in appended:
+            self._journal.add(*entry)
+        for entry in appended:
+            change = self._SyncObj__parseChangeClusterRequest(entry[0])
+            if change is not None:
+                self._SyncObj__doChangeCluster(change)
+
+        last_new = new_entries[-1][1] if new_entries else prev_idx
+        leader_commit = message["commit_index"]
+        self._SyncObj__leaderCommitIndex = leader_commit
+        if leader_commit > self._SyncObj__raftCommitIndex:
+            self._SyncObj__raftCommitIndex = max(
+                self._SyncObj__raftCommitIndex, min(leader_commit, last_new))
+            self._journal.setRaftCommitIndex(self._SyncObj__raftCommitIndex)
+        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=last_new + 1, success=True)
+
+    def _truncate_conflict(self, index: int) -> None:
+        if index <= self._SyncObj__raftCommitIndex:
+            # Raft guarantees a committed entry never conflicts; refuse rather than diverge.
+            log.critical("leader sent an entry conflicting with a committed one index=%d commit=%d",
+                         index, self._SyncObj__raftCommitIndex)
+            raise RuntimeError("conflict with a committed entry")
+        for entry in reversed(self._SyncObj__getEntries(index)):
+            change = self._SyncObj__parseChangeClusterRequest(entry[0])
+            if change is not None:
+                self._SyncObj__doChangeCluster(change, reverse=True)
+        log.info("truncating conflicting log suffix from_index=%d", index)
+        self._SyncObj__deleteEntriesFrom(index)
+
+    # ---- reads -------------------------------------------------------------------
+
+    def read_barrier(self, timeout: float | None = None) -> None:
+        """Return once this member has applied everything committed before the
+        call, as confirmed by a current leader (Raft's ReadIndex)."""
+        waiter = _ReadWaiter()
+        self._submit(lambda: self._pending_reads.append(waiter))
+        if not waiter.done.wait(timeout or self.config.request_timeout):
+            raise RequestTimedOut()
+        if waiter.error is not None:
+            raise waiter.error
+
+    def _leader_ready(self) -> bool:
+        # A new leader knows the commit index only once an entry of its own
+        # term (the no-op it appends on election) is committed.
+        noop = self._SyncObj__noopIDx
+        return self.is_leader and noop is not None and self._SyncObj__raftCommitIndex >= noop
+
+    def _progress_reads(self, now: float) -> None:
+        if self.is_leader:
+            round_ = self._round
+            if round_ is not None and (round_.term != self.term or now - round_.started > 1.0):
+                # leadership changed or the round stalled: its waiters try again
+                self._pending_reads.extend(round_.local)
+                self._remote_reads.extend(round_.remote)
+                self._round = round_ = None
+            if round_ is None and (self._pending_reads or self._remote_reads) and self._leader_ready():
+                round_ = _ReadRound(next(self._ids), self.term, self._SyncObj__raftCommitIndex, now,
+                                    local=self._pending_reads, remote=self._remote_reads)
+                self._pending_reads, self._remote_reads = [], []
+                self._round = round_
+                for node in self._voters():
+                    self._SyncObj__transport.send(node, {"type": "rk_ping", "id": round_.id, "term": round_.term})
+                self._maybe_finish_round()
+        else:
+            if self._round is not None:
+                self._pending_reads.extend(self._round.local)
+                self._round = None
+            self._remote_reads.clear()  # their members will ask the new leader
+            leader = self._SyncObj__raftLeader
+            if self._pending_reads and leader is not None:
+                request_id = next(self._ids)
+                self._forwarded_reads[request_id] = self._pending_reads
+                self._forwarded_at[request_id] = now
+                self._pending_reads = []
+                self._SyncObj__transport.send(leader, {"type": "rk_read", "id": request_id})
+            for request_id, sent in list(self._forwarded_at.items()):
+                if now - sent > 1.0:  # lost with a leader change: ask again
+                    del self._forwarded_at[request_id]
+                    self._pending_reads.extend(self._forwarded_reads.pop(request_id, []))
+        applied = self.applied_index
+        still = []
+        for waiter in self._applying:
+            if waiter.index <= applied:
+                waiter.done.set()
+            else:
+                still.append(waiter)
+        self._applying = still
+
+    def _maybe_finish_round(self) -> None:
+        round_ = self._round
+        voters = len(self._voters()) + 1
+        if round_ is None or (len(round_.acks) + 1) * 2 <= voters:
+            return
+        self._round = None
+        for waiter in round_.local:
+            waiter.index = round_.index
+            self._applying.append(waiter)
+        for node, request_id in round_.remote:
+            self._SyncObj__transport.send(node, {"type": "rk_read_index", "id": request_id, "index": round_.index})
+
+    # ---- leases ------------------------------------------------------------------
+
+    def keep_alive(self, lease_id: int, timeout: float | None = None) -> int:
+        done = threading.Event()
+        outcome: list = []
+
+        def finish(ttl, error):
+            outcome.append((ttl, error))
+            done.set()
+
+        self._submit(lambda: self._keep_alive_on_tick(lease_id, finish))
+        if not done.wait(timeout or self.config.request_timeout):
+            raise RequestTimedOut()
+        ttl, error = outcome[0]
+        if error is not None:
+            raise error
+        return ttl
+
+    def _keep_alive_on_tick(self, lease_id: int, finish) -> None:
+        if self.is_leader:
+            finish(*self._renew(lease_id))
+            return
+        leader = self._SyncObj__raftLeader
+        if leader is None:
+            finish(None, NoLeader())
+            return
+        request_id = next(self._ids)
+        self._keepalives[request_id] = (lease_id, finish)
+        self._SyncObj__transport.send(leader, {"type": "rk_keepalive", "id": request_id, "lease": lease_id})
+
+    def _renew(self, lease_id: int) -> tuple[int | None, Exception | None]:
+        with self.lock:
+            if lease_id not in self.store.lessor or lease_id in self._revoking:
+                return None, LeaseNotFound()
+            return self.deadlines.renew(lease_id, self._clock()), None
+
+    def _expire_leases(self, now: float) -> None:
+        if not self._leader_ready():
+            return
+        with self.lock:
+            expired = [lease_id for lease_id in self.deadlines.expired(now) if lease_id in self.store.lessor]
+        for lease_id in expired:
+            self._revoking.add(lease_id)
+            log.info("lease expired lease_id=%x", lease_id)
+            self._applyCommand(encode_request(LeaseRevokeRequest(lease_id)), None, COMMAND_TYPE)
+
+    def _on_state_changed(self, old_state: int, new_state: int) -> None:
+        if new_state == _STATE_LEADER:
+            # as etcd's new leader: every lease gets its full TTL again, so
+            # none expires because leadership moved
+            with self.lock:
+                self.deadlines.extend_all(self._clock())
+            self._revoking.clear()
+            log.info("became leader term=%d", self.term)
+        elif old_state == _STATE_LEADER:
+            log.info("stepped down term=%d", self.term)
+        for request_id, (lease_id, finish) in list(self._keepalives.items()):
+            finish(None, LeaderChanged())
+        self._keepalives.clear()
+
+    # ---- raftkv's peer messages ------------------------------------------------
+
+    def _on_raftkv_message(self, node, message: dict, kind: str) -> None:
+        try:
+            if kind == "rk_ping":
+                ok = message["term"] == self.term and self._SyncObj__raftLeader == node
+                self._SyncObj__transport.send(node, {"type": "rk_pong", "id": message["id"], "ok": ok})
+            elif kind == "rk_pong":
+                round_ = self._round
+                if round_ is not None and message["id"] == round_.id and message["ok"]:
+                    round_.acks.add(node)
+                    self._maybe_finish_round()
+            elif kind == "rk_read":
+                self._remote_reads.append((node, int(message["id"])))
+                self._progress_reads(self._clock())
+            elif kind == "rk_read_index":
+                waiters = self._forwarded_reads.pop(message["id"], [])
+                self._forwarded_at.pop(message["id"], None)
+                for waiter in waiters:
+                    waiter.index = int(message["index"])
+                    self._applying.append(waiter)
+            elif kind == "rk_keepalive":
+                ttl, error = self._renew(int(message["lease"])) if self.is_leader else (None, LeaderChanged())
+                self._SyncObj__transport.send(node, {
+                    "type": "rk_keepalive_result", "id": message["id"], "ttl": ttl,
+                    "error": type(error).__name__ if error else None,
+                })
+            elif kind == "rk_keepalive_result":
+                pending = self._keepalives.pop(message["id"], None)
+                if pending is not None:
+                    error = {"LeaseNotFound": LeaseNotFound, "LeaderChanged": LeaderChanged}.get(message["error"])
+                    pending[1](message["ttl"], error() if error else None)
+            else:
+                log.warning("ignored an unknown peer message type=%s", kind)
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("ignored a malformed peer message type=%s error=%s", kind, e)
+
+    # ---- the tick --------------------------------------------------------------
+
+    def _submit(self, work: Callable[[], None]) -> None:
+        with self._requests_lock:
+            self._requests.append(work)
+        self._wake()
+
+    def _on_tick(self) -> None:
+        # Entries written during this tick become durable before the next
+        # tick's commit computation counts the leader's own copy.
+        self._sync_journal()
+        with self._requests_lock:
+            work, self._requests = self._requests, []
+        for item in work:
+            item()
+        now = self._clock()
+        self._progress_reads(now)
+        self._expire_leases(now)
+
+    # ---- lifecycle ---------------------------------------------------------------
+
+    def close(self) -> None:
+        self.destroy_synchronous()
+        self._sync_journal()

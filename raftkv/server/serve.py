@@ -1,0 +1,143 @@
+"""``raftkv serve``: one member of a cluster behind etcd's gRPC API."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+import grpc
+
+from raftkv.client.node import Node, member_id
+from raftkv.mvcc.store import DEFAULT_MAX_REQUEST_BYTES, StoreLimits
+from raftkv.raft.member import MemberConfig
+from raftkv.server.context import ServerContext
+from raftkv.server.server import build_server
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot work; the message says which and why."""
+
+
+@dataclass
+class ServeConfig:
+    name: str = "default"
+    data_dir: str | None = None
+    listen_client_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2379"])
+    advertise_client_urls: list[str] | None = None
+    listen_peer_urls: list[str] = field(default_factory=lambda: ["http://127.0.0.1:2380"])
+    initial_advertise_peer_urls: list[str] | None = None
+    initial_cluster: str | None = None
+    initial_cluster_state: str = "new"
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    heartbeat_interval_ms: int = 50
+    election_timeout_ms: int = 500
+    cert_file: str | None = None
+    key_file: str | None = None
+    trusted_ca_file: str | None = None
+    client_cert_auth: bool = False
+    peer_secret: str | None = None
+
+
+def host_port(url: str) -> str:
+    parsed = urlparse(url if "://" in url else "http://" + url)
+    if not parsed.hostname or not parsed.port:
+        raise ConfigError(f"{url!r} is not a URL with a host and a port")
+    return f"{parsed.hostname}:{parsed.port}"
+
+
+def parse_initial_cluster(value: str) -> dict[str, str]:
+    members: dict[str, str] = {}
+    for part in value.split(","):
+        name, sep, url = part.strip().partition("=")
+        if not sep or not name or not url:
+            raise ConfigError(f"--initial-cluster: {part!r} is not name=peer-url")
+        members[name] = host_port(url)
+    return members
+
+
+def cluster_id(members: dict[str, str]) -> int:
+    text = ",".join(f"{name}={members[name]}" for name in sorted(members))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+class Member:
+    """A running member: the Raft node and its gRPC server."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        advertise_peers = config.initial_advertise_peer_urls or config.listen_peer_urls
+        self.peer_address = host_port(advertise_peers[0])
+        members = parse_initial_cluster(
+            config.initial_cluster or f"{config.name}={advertise_peers[0]}")
+        if members.get(config.name) != self.peer_address:
+            raise ConfigError(
+                f"--initial-cluster has no member {config.name!r} at {self.peer_address} "
+                f"(--name and --initial-advertise-peer-urls must appear in it)")
+        data_dir = config.data_dir or f"{config.name}.raftkv"
+        member_config = MemberConfig(
+            heartbeat_interval=config.heartbeat_interval_ms / 1000,
+            election_timeout_min=config.election_timeout_ms / 1000,
+            election_timeout_max=2 * config.election_timeout_ms / 1000,
+            secret=config.peer_secret,
+            limits=StoreLimits(max_request_bytes=config.max_request_bytes),
+        )
+        self.node = Node(self.peer_address, list(members.values()), data_dir, member_config)
+        client_urls = config.advertise_client_urls or config.listen_client_urls
+        self.context = ServerContext(
+            kv=self.node,
+            cluster_id=cluster_id(members),
+            member_id=member_id(self.peer_address),
+            name=config.name,
+            client_urls=client_urls,
+            peer_urls=advertise_peers,
+        )
+        self.server = build_server(
+            self.context,
+            [host_port(url) for url in config.listen_client_urls],
+            config.max_request_bytes,
+            credentials=self._credentials(),
+        )
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        config = self.config
+        if not config.cert_file and not config.key_file:
+            return None
+        if not (config.cert_file and config.key_file):
+            raise ConfigError("--cert-file and --key-file go together")
+        with open(config.key_file, "rb") as f:
+            key = f.read()
+        with open(config.cert_file, "rb") as f:
+            cert = f.read()
+        ca = None
+        if config.trusted_ca_file:
+            with open(config.trusted_ca_file, "rb") as f:
+                ca = f.read()
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=config.client_cert_auth)
+
+    def start(self) -> None:
+        self.server.start()
+        log.info("serving name=%s clients=%s peer=%s", self.config.name,
+                 ",".join(self.context.client_urls), self.peer_address)
+
+    def stop(self) -> None:
+        self.server.stop(grace=1).wait()
+        self.node.close()
+
+
+def run(config: ServeConfig) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    member = Member(config)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    member.start()
+    stopping.wait()
+    log.info("stopping name=%s", config.name)
+    member.stop()

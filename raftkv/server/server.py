@@ -1,0 +1,47 @@
+"""Building and running the gRPC server for one member."""
+
+from __future__ import annotations
+
+import logging
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from raftkv._proto.etcdserverpb import rpc_pb2_grpc
+from raftkv.server.context import ServerContext
+from raftkv.server.kv import KVService
+from raftkv.server.lease import LeaseService
+from raftkv.server.maintenance import ClusterService, MaintenanceService
+from raftkv.server.watch import WatchService
+
+log = logging.getLogger(__name__)
+
+GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd lets a message exceed --max-request-bytes by this much
+
+
+def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
+                 max_workers: int = 64, credentials: grpc.ServerCredentials | None = None) -> grpc.Server:
+    limit = max_request_bytes + GRPC_OVERHEAD_BYTES
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="raftkv-grpc"),
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", 2**31 - 1),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    rpc_pb2_grpc.add_KVServicer_to_server(KVService(ctx), server)
+    rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(ctx), server)
+    rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(ctx), server)
+    rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx), server)
+    rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
+    health_servicer = health.HealthServicer()
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for address in listen:
+        if credentials is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, credentials)
+    return server
