@@ -104,3 +104,27 @@ class RequestTimedOut(Unavailable):
 class TooManyRequests(RaftKVError):
     message = "etcdserver: too many requests"
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class Unhealthy(Unavailable):
+    message = "etcdserver: unhealthy cluster"
+
+
+class MemberNotFound(RaftKVError):
+    message = "etcdserver: member not found"
+    grpc_code = "NOT_FOUND"
+
+
+class PeerURLExists(RaftKVError):
+    message = "etcdserver: Peer URLs already exists"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class MemberBadURLs(InvalidArgument):
+    message = "etcdserver: given member URLs are invalid"
+
+
+class NotSupported(RaftKVError):
+    """Something etcd offers that raftkv's Raft engine cannot do."""
+
+    grpc_code = "UNIMPLEMENTED"

@@ -46,6 +46,8 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--max-request-bytes", type=int, default=1536 * 1024, show_default=True)
 @click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="Milliseconds.")
 @click.option("--election-timeout", type=int, default=500, show_default=True, help="Milliseconds.")
+@click.option("--snapshot-count", type=int, default=100_000, show_default=True,
+              help="Log entries between snapshots (and log compaction).")
 @click.option("--cert-file", default=None, help="TLS certificate for clients.")
 @click.option("--key-file", default=None, help="TLS key for clients.")
 @click.option("--trusted-ca-file", default=None, help="CA that signs client certificates.")
@@ -76,6 +78,7 @@ def serve(**flags) -> None:
         max_request_bytes=flags["max_request_bytes"],
         heartbeat_interval_ms=flags["heartbeat_interval"],
         election_timeout_ms=flags["election_timeout"],
+        snapshot_count=flags["snapshot_count"],
         cert_file=flags["cert_file"],
         key_file=flags["key_file"],
         trusted_ca_file=flags["trusted_ca_file"],

@@ -5,25 +5,28 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.client.embedded import EmbeddedWatch
-from raftkv.errors import LeaseNotFound, StoreClosed
+from raftkv.errors import (
+    LeaderChanged,
+    LeaseNotFound,
+    MemberBadURLs,
+    MemberNotFound,
+    PeerURLExists,
+    RequestTimedOut,
+    StoreClosed,
+)
 from raftkv.mvcc.requests import LeaseGrantRequest, RangeRequest, TxnRequest
 from raftkv.mvcc.store import _has_writes
 from raftkv.mvcc.watch import Watcher, WatchResponse
 from raftkv.raft.member import MemberConfig, RaftMember
+from raftkv.raft.membership import MemberRecord, member_id
 
 log = logging.getLogger(__name__)
-
-
-def member_id(address: str) -> int:
-    """A stable 64-bit id for a member address (etcd ids are 64-bit too)."""
-    import hashlib
-
-    return int.from_bytes(hashlib.sha256(address.encode()).digest()[:8], "big") >> 1
 
 
 class Node(KVClient):
@@ -34,10 +37,29 @@ class Node(KVClient):
     """
 
     def __init__(self, address: str, peers: list[str], data_dir: str,
-                 config: MemberConfig | None = None) -> None:
+                 config: MemberConfig | None = None, *, name: str = "",
+                 client_urls: list[str] | None = None) -> None:
         self.address = address
         self._member = RaftMember(address, peers, data_dir, config)
         self._closed = threading.Event()
+        self._attributes = {"address": address, "name": name, "peer_urls": [f"http://{address}"],
+                            "client_urls": list(client_urls or [])}
+        threading.Thread(target=self._publish_attributes, name="raftkv-publish", daemon=True).start()
+
+    def _publish_attributes(self) -> None:
+        """Make this member's name and client URLs known to the cluster, as etcd members do."""
+        while not self._closed.is_set():
+            with self._member.lock:
+                current = self._member.membership.records.get(self.address)
+            if current is not None and current.name == self._attributes["name"] \
+                    and current.client_urls == self._attributes["client_urls"]:
+                return
+            try:
+                self._member.publish(self._attributes)
+                return
+            except Exception as e:  # no leader yet: try again shortly
+                log.debug("publishing member attributes failed error=%s", e)
+                self._closed.wait(0.5)
 
     @property
     def member(self) -> RaftMember:
@@ -128,6 +150,58 @@ class Node(KVClient):
                 lease_count=len(store.lessor),
                 watcher_count=len(store.watchers),
             )
+
+    # ---- membership ----------------------------------------------------------------
+
+    def members(self) -> list[MemberRecord]:
+        member = self._member
+        with member.lock:
+            return member.membership.members(member.voting_addresses())
+
+    def member_add(self, peer_urls: list[str]) -> MemberRecord:
+        from raftkv.server.serve import ConfigError, host_port
+
+        self._check_open()
+        try:
+            addresses = {host_port(url) for url in peer_urls}
+        except ConfigError:
+            raise MemberBadURLs() from None
+        if len(addresses) != 1:
+            raise MemberBadURLs()
+        (address,) = addresses
+        if address in self._member.voting_addresses():
+            raise PeerURLExists()
+        self._member.change_membership(add=address)
+        self._member.publish({"address": address, "peer_urls": list(peer_urls)})
+        return MemberRecord(address, peer_urls=list(peer_urls))
+
+    def member_remove(self, id_: int) -> None:
+        self._check_open()
+        member = self._member
+        targets = [a for a in member.voting_addresses() if member_id(a) == id_]
+        if not targets:
+            raise MemberNotFound()
+        (target,) = targets
+        # pysyncobj's leader cannot remove itself: leadership moves first
+        if target == member.leader_address:
+            if member.is_leader:
+                member.transfer_leadership()
+            else:
+                member.ask_leader_to_step_down()
+        if target != self.address:
+            member.change_membership(remove=target)
+            return
+        try:
+            member.change_membership(remove=target)
+        except (LeaderChanged, RequestTimedOut):
+            # The others drop a removed member at once, so the answer to its
+            # own removal can be lost; being cut off by every peer confirms it.
+            deadline = time.monotonic() + 3.0
+            while not member.isolated():
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        member.removed.set()
 
     def close(self) -> None:
         if self._closed.is_set():

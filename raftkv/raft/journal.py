@@ -144,6 +144,8 @@ class DurableJournal:
         self._meta["term"] = term
         self._meta["voted_for"] = votedForNodeId
         self._store_meta()
+        # one line per durable change: tests audit that no term has two votes
+        log.info("term persisted term=%d voted_for=%s", term, votedForNodeId)
 
     def getCurrentTerm(self) -> int:  # noqa: N802
         return self._meta.get("term", 0)

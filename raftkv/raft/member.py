@@ -42,18 +42,22 @@ from raftkv.errors import (
     RaftKVError,
     RequestTimedOut,
     TooManyRequests,
+    Unhealthy,
 )
 from raftkv.mvcc.expiry import LeaseDeadlines
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
 from raftkv.raft.journal import DurableJournal
+from raftkv.raft.membership import MembershipTable, decode_change, encode_change
 from raftkv.raft.storage import sync_existing_file
 from raftkv.wire import WireError, decode_request, encode_request
 
 log = logging.getLogger(__name__)
 
-COMMAND_TYPE = 0x10  # pysyncobj's own command types are 0..3
+COMMAND_TYPE = 0x10  # a KV request; pysyncobj's own command types are 0..3
+MEMBER_COMMAND_TYPE = 0x11  # a member's published attributes
 _COMMAND_TAG = bytes([COMMAND_TYPE])
+_MEMBER_TAG = bytes([MEMBER_COMMAND_TYPE])
 _STATE_LEADER = 2
 
 
@@ -75,6 +79,8 @@ def error_for_fail_reason(reason: int) -> RaftKVError:
         return NoLeader()
     if reason in (FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER, FAIL_REASON.LEADER_CHANGED):
         return LeaderChanged()
+    if reason == FAIL_REASON.REQUEST_DENIED:  # e.g. another membership change is in flight
+        return Unhealthy()
     return RequestTimedOut()
 
 
@@ -89,15 +95,17 @@ class SyncingTransport(TCPTransport):
 class StateMachine(SyncObjConsumer):
     """What a Raft snapshot holds: the KV store's replicated state."""
 
-    def __init__(self, store: KVStore) -> None:
+    def __init__(self, store: KVStore, membership: MembershipTable) -> None:
         super().__init__()
         self.store = store
+        self.membership = membership
 
     def _serialize(self):
-        return {"store": self.store.snapshot()}
+        return {"store": self.store.snapshot(), "members": self.membership.snapshot()}
 
     def _deserialize(self, data):
         self.store.restore(data["store"])
+        self.membership.restore(data.get("members", []))
 
 
 @dataclass
@@ -150,6 +158,8 @@ class RaftMember(SyncObj):
         self.data_dir = data_dir
         self.lock = threading.RLock()  # guards the store: the tick thread applies, readers read
         self.store = KVStore(self.config.limits)
+        self.membership = MembershipTable()
+        self.removed = threading.Event()  # set when this member learns it was removed
         self.deadlines = LeaseDeadlines()
         self._clock = clock
         self._requests: list[Callable[[], None]] = []  # work handed to the tick thread
@@ -184,7 +194,7 @@ class RaftMember(SyncObj):
             commandsWaitLeader=True,
             onStateChanged=self._on_state_changed,
         )
-        self.state_machine = StateMachine(self.store)
+        self.state_machine = StateMachine(self.store, self.membership)
         super().__init__(
             self_address, [p for p in peer_addresses if p != self_address], conf,
             consumers=[self.state_machine], transportClass=SyncingTransport,
@@ -239,7 +249,9 @@ class RaftMember(SyncObj):
         """Replicate a request; return its response once applied here."""
         if isinstance(request, LeaseGrantRequest) and request.id == 0:
             raise ValueError("choose the lease id before proposing")
-        data = encode_request(request)
+        return self._propose_raw(encode_request(request), COMMAND_TYPE, timeout)
+
+    def _propose_raw(self, data: bytes, command_type: int, timeout: float | None) -> object:
         done = threading.Event()
         outcome: list = []
 
@@ -247,7 +259,7 @@ class RaftMember(SyncObj):
             outcome.append((result, error))
             done.set()
 
-        self._applyCommand(data, on_applied, COMMAND_TYPE)
+        self._applyCommand(data, on_applied, command_type)
         if not done.wait(timeout or self.config.request_timeout):
             raise RequestTimedOut()
         result, error = outcome[0]
@@ -258,7 +270,11 @@ class RaftMember(SyncObj):
         return result
 
     def _SyncObj__doApplyCommand(self, command):  # noqa: N802 (overrides pysyncobj's applier)
-        if command[:1] != _COMMAND_TAG:
+        tag = command[:1]
+        if tag == _MEMBER_TAG:
+            return self._apply_member_change(command[1:])
+        if tag != _COMMAND_TAG:
+            self._notice_own_removal(command)
             return SyncObj._SyncObj__doApplyCommand(self, command)
         try:
             request = decode_request(command[1:])
@@ -280,6 +296,97 @@ class RaftMember(SyncObj):
                 self.deadlines.remove(request.id)
                 self._revoking.discard(request.id)
         return response
+
+    # ---- membership ----------------------------------------------------------------
+
+    def publish(self, change: dict, timeout: float | None = None) -> None:
+        """Replicate a change to the membership table (name, URLs)."""
+        self._propose_raw(encode_change(change), MEMBER_COMMAND_TYPE, timeout)
+
+    def _apply_member_change(self, data: bytes):
+        try:
+            change = decode_change(data)
+        except ValueError as e:
+            log.error("undecodable membership entry skipped error=%s", e)
+            return None
+        with self.lock:
+            self.membership.apply(change)
+        return None
+
+    def _notice_own_removal(self, command: bytes) -> None:
+        change = self._SyncObj__parseChangeClusterRequest(command)
+        if change is not None and change[0] == "rem" and change[1] == self.selfNode.id:
+            log.warning("this member was removed from the cluster address=%s", self.selfNode.id)
+            self.removed.set()
+
+    def voting_addresses(self) -> set[str]:
+        return {node.id for node in self._voters()} | {self.selfNode.id}
+
+    def change_membership(self, add: str | None = None, remove: str | None = None,
+                          timeout: float | None = None) -> None:
+        """Add or remove one voting member (by peer address) through the log.
+
+        pysyncobj refuses a change while another is in flight or before a new
+        leader has committed its first entry; those refusals are retried.
+        """
+        deadline = time.monotonic() + (timeout or self.config.request_timeout)
+        while True:
+            done = threading.Event()
+            outcome: list = []
+
+            def finish(result, error, outcome=outcome, done=done):
+                outcome.append(error)
+                done.set()
+
+            if add is not None:
+                self.addNodeToCluster(add, finish)
+            else:
+                self.removeNodeFromCluster(remove, finish)
+            self._wake()
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                raise RequestTimedOut()
+            if outcome[0] == FAIL_REASON.SUCCESS:
+                return
+            if outcome[0] != FAIL_REASON.REQUEST_DENIED or time.monotonic() > deadline:
+                raise error_for_fail_reason(outcome[0])
+            time.sleep(0.1)
+
+    def transfer_leadership(self, to: str | None = None, timeout: float | None = None) -> None:
+        """Hand leadership to ``to`` (or the most caught-up follower) and wait
+        until another member leads."""
+        deadline = time.monotonic() + (timeout or self.config.request_timeout)
+        outcome: list = []
+        done = threading.Event()
+
+        def finish(result, error):
+            outcome.append(error)
+            done.set()
+
+        self._submit(lambda: self.transferLeadership(to, finish))
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            raise RequestTimedOut()
+        if outcome[0] != FAIL_REASON.SUCCESS:
+            raise error_for_fail_reason(outcome[0])
+        while self.is_leader or self.leader_address in (None, self.selfNode.id):
+            if time.monotonic() > deadline:
+                raise RequestTimedOut()
+            time.sleep(0.02)
+
+    def ask_leader_to_step_down(self, timeout: float | None = None) -> None:
+        """Have the current (other) leader hand leadership over; wait until it has."""
+        deadline = time.monotonic() + (timeout or self.config.request_timeout)
+        old = self.leader_address
+        while self.leader_address in (None, old):
+            leader = self._SyncObj__raftLeader
+            if leader is not None:
+                self._submit(lambda: self._SyncObj__transport.send(leader, {"type": "rk_transfer"}))
+            if time.monotonic() > deadline:
+                raise RequestTimedOut()
+            time.sleep(0.2)
+
+    def isolated(self) -> bool:
+        """True when no other member is connected (as after being removed)."""
+        return not self._SyncObj__connectedNodes
 
     # ---- AppendEntries receiver -------------------------------------------------
 
@@ -509,6 +616,9 @@ class RaftMember(SyncObj):
                 for waiter in waiters:
                     waiter.index = int(message["index"])
                     self._applying.append(waiter)
+            elif kind == "rk_transfer":
+                if self.is_leader:
+                    self.transferLeadership(None, None)
             elif kind == "rk_keepalive":
                 ttl, error = self._renew(int(message["lease"])) if self.is_leader else (None, LeaderChanged())
                 self._SyncObj__transport.send(node, {

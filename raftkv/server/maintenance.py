@@ -1,8 +1,7 @@
-"""etcdserverpb.Maintenance and Cluster: what a client needs to see the members."""
+"""etcdserverpb.Maintenance: status and housekeeping of one member."""
 
 from __future__ import annotations
 
-from raftkv import __version__
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.server.context import ServerContext, grpc_errors
 from raftkv.wire import _fill_header
@@ -31,17 +30,4 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         return response
 
 
-class ClusterService(rpc_pb2_grpc.ClusterServicer):
-    def __init__(self, ctx: ServerContext) -> None:
-        self._ctx = ctx
-
-    @grpc_errors
-    def MemberList(self, request, context):
-        ctx = self._ctx
-        response = rpc_pb2.MemberListResponse(members=[rpc_pb2.Member(
-            ID=ctx.member_id, name=ctx.name, peerURLs=ctx.peer_urls, clientURLs=ctx.client_urls)])
-        _fill_header(response.header, ctx.kv.status().revision, ctx.header())
-        return response
-
-
-__all__ = ["ClusterService", "MaintenanceService", "__version__"]
+__all__ = ["MaintenanceService"]

@@ -11,7 +11,8 @@ from urllib.parse import urlparse
 
 import grpc
 
-from raftkv.client.node import Node, member_id
+from raftkv.client.node import Node
+from raftkv.raft.membership import member_id
 from raftkv.mvcc.store import DEFAULT_MAX_REQUEST_BYTES, StoreLimits
 from raftkv.raft.member import MemberConfig
 from raftkv.server.context import ServerContext
@@ -37,6 +38,7 @@ class ServeConfig:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     heartbeat_interval_ms: int = 50
     election_timeout_ms: int = 500
+    snapshot_count: int = 100_000
     cert_file: str | None = None
     key_file: str | None = None
     trusted_ca_file: str | None = None
@@ -85,10 +87,12 @@ class Member:
             election_timeout_min=config.election_timeout_ms / 1000,
             election_timeout_max=2 * config.election_timeout_ms / 1000,
             secret=config.peer_secret,
+            snapshot_min_entries=config.snapshot_count,
             limits=StoreLimits(max_request_bytes=config.max_request_bytes),
         )
-        self.node = Node(self.peer_address, list(members.values()), data_dir, member_config)
         client_urls = config.advertise_client_urls or config.listen_client_urls
+        self.node = Node(self.peer_address, list(members.values()), data_dir, member_config,
+                         name=config.name, client_urls=client_urls)
         self.context = ServerContext(
             kv=self.node,
             cluster_id=cluster_id(members),
@@ -138,6 +142,9 @@ def run(config: ServeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     member.start()
-    stopping.wait()
+    while not stopping.wait(0.2):
+        if member.node.member.removed.is_set():
+            log.warning("the member has been permanently removed from the cluster; stopping")
+            break
     log.info("stopping name=%s", config.name)
     member.stop()

@@ -12,7 +12,8 @@ from raftkv._proto.etcdserverpb import rpc_pb2_grpc
 from raftkv.server.context import ServerContext
 from raftkv.server.kv import KVService
 from raftkv.server.lease import LeaseService
-from raftkv.server.maintenance import ClusterService, MaintenanceService
+from raftkv.server.cluster import ClusterService
+from raftkv.server.maintenance import MaintenanceService
 from raftkv.server.watch import WatchService
 
 log = logging.getLogger(__name__)

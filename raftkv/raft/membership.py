@@ -1,0 +1,66 @@
+"""Who the members are, beyond Raft's addresses: names and client URLs.
+
+Raft (pysyncobj) knows members by peer address. etcd's API also shows each
+member's name and client URLs, which a member publishes through the log once
+it runs, as etcd members do. This table is part of the replicated state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+def member_id(address: str) -> int:
+    """A stable 63-bit id for a peer address (etcd's member ids are 64-bit)."""
+    return int.from_bytes(hashlib.sha256(address.encode()).digest()[:8], "big") >> 1
+
+
+@dataclass
+class MemberRecord:
+    address: str
+    name: str = ""
+    peer_urls: list[str] = field(default_factory=list)
+    client_urls: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> int:
+        return member_id(self.address)
+
+
+class MembershipTable:
+    def __init__(self) -> None:
+        self.records: dict[str, MemberRecord] = {}
+
+    def apply(self, change: dict) -> None:
+        address = change["address"]
+        record = self.records.setdefault(address, MemberRecord(address))
+        if "name" in change:
+            record.name = change["name"]
+        if "peer_urls" in change:
+            record.peer_urls = list(change["peer_urls"])
+        if "client_urls" in change:
+            record.client_urls = list(change["client_urls"])
+
+    def members(self, addresses: set[str]) -> list[MemberRecord]:
+        """Records of the given Raft members, in id order; unknown ones bare."""
+        found = [self.records.get(a) or MemberRecord(a, peer_urls=[f"http://{a}"]) for a in addresses]
+        return sorted(found, key=lambda r: r.id)
+
+    def snapshot(self) -> list[dict]:
+        return [asdict(r) for r in self.records.values()]
+
+    def restore(self, data: list[dict]) -> None:
+        self.records = {d["address"]: MemberRecord(**d) for d in data}
+
+
+def encode_change(change: dict) -> bytes:
+    return json.dumps(change, sort_keys=True).encode()
+
+
+def decode_change(data: bytes) -> dict:
+    change = json.loads(data)
+    if not isinstance(change, dict) or not isinstance(change.get("address"), str):
+        raise ValueError("not a membership change")
+    return change
