@@ -2,6 +2,7 @@
 
 import click
 
+from bench.cluster import cluster_put
 from bench.memory import memory
 
 
@@ -11,6 +12,7 @@ def main() -> None:
 
 
 main.add_command(memory)
+main.add_command(cluster_put)
 
 if __name__ == "__main__":
     main()

@@ -219,3 +219,21 @@ class LocalCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no agreed leader after {timeout}s: {ids}")
             time.sleep(0.1)
+
+
+class EtcdCluster(LocalCluster):
+    """The same, with real etcd processes: for side-by-side measurements."""
+
+    ETCD = "/usr/bin/etcd"
+
+    def command(self, member: MemberProcess) -> list[str]:
+        return [
+            self.ETCD, "--name", member.name, "--data-dir", member.data_dir,
+            "--listen-client-urls", f"http://{member.endpoint}",
+            "--advertise-client-urls", f"http://{member.endpoint}",
+            "--listen-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", self.initial_cluster,
+            "--initial-cluster-token", os.path.basename(self.base_dir),
+            *self.extra_args,
+        ]

@@ -7,7 +7,9 @@ leader) keeps these deadlines; what it decides is applied as a revoke.
 from __future__ import annotations
 
 import heapq
-import math
+
+
+EXPIRED_RETRY_SECONDS = 3.0  # etcd retries an expired lease's revoke after 3 s
 
 
 class LeaseDeadlines:
@@ -36,11 +38,12 @@ class LeaseDeadlines:
         self._ttl.pop(lease_id, None)
 
     def remaining(self, lease_id: int, now: float) -> int:
-        """Whole seconds left, rounded up as etcd reports them; -1 if unknown."""
+        """Whole seconds left, truncated as etcd reports them (negative once
+        expired but not yet revoked); -1 if unknown."""
         deadline = self._deadline.get(lease_id)
         if deadline is None:
             return -1
-        return max(0, math.ceil(deadline - now))
+        return int(deadline - now)
 
     def extend_all(self, now: float) -> None:
         """Give every lease its full TTL again, as etcd's new leader does."""
@@ -58,8 +61,8 @@ class LeaseDeadlines:
                 due.append(lease_id)
         for lease_id in due:
             # re-arm so an unapplied revoke is retried on the next check
-            heapq.heappush(heap, (now + 1.0, lease_id))
-            self._deadline[lease_id] = now + 1.0
+            heapq.heappush(heap, (now + EXPIRED_RETRY_SECONDS, lease_id))
+            self._deadline[lease_id] = now + EXPIRED_RETRY_SECONDS
         return due
 
     def next_deadline(self) -> float | None:

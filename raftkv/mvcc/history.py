@@ -32,16 +32,18 @@ class History:
         return list(zip(self._revisions, self._changes))
 
     def compact(self, revision: int) -> None:
-        """Drop revisions below ``revision``, and the deletions at it.
+        """Drop revisions below ``revision``, and at it all but live versions.
 
         etcd keeps, for each key, only the version visible at the compaction
-        revision; a deletion at exactly that revision is not kept.
+        revision: a deletion at exactly that revision is not kept, nor a put
+        that the same revision deleted again.
         """
         i = bisect_left(self._revisions, revision)
         del self._revisions[:i]
         del self._changes[:i]
         if self._revisions and self._revisions[0] == revision:
-            kept = [kv for kv in self._changes[0] if not kv.is_tombstone]
+            final = {kv.key: kv for kv in self._changes[0]}
+            kept = [kv for kv in self._changes[0] if final[kv.key] is kv and not kv.is_tombstone]
             if kept:
                 self._changes[0] = kept
             else:

@@ -34,6 +34,8 @@ class Lessor:
         return lease_id in self._leases
 
     def grant(self, lease_id: int, ttl: int) -> Lease:
+        if lease_id == 0:
+            raise LeaseNotFound()  # etcd: 0 means "no lease"; servers pick an id before this
         if ttl > MAX_LEASE_TTL:
             raise LeaseTTLTooLarge()
         if lease_id in self._leases:

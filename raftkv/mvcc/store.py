@@ -242,9 +242,11 @@ class KVStore:
     # ---- reads ------------------------------------------------------------
 
     def _admit(self, request: object) -> None:
-        if request_size(request) > self.limits.max_request_bytes:
-            raise RequestTooLarge()
+        """etcd's checks, in etcd's order: the request's own validity first,
+        then its size — which only matters for what goes through the log."""
         check_request(request, self.limits.max_txn_ops)
+        if goes_through_log(request) and request_size(request) > self.limits.max_request_bytes:
+            raise RequestTooLarge()
 
     def _range(self, request: RangeRequest, write: _Write | None) -> RangeResponse:
         current = write.current if write is not None else self._revision
@@ -275,6 +277,11 @@ class KVStore:
             kvs = [kv for kv in kvs if kv.create_revision >= request.min_create_revision]
 
         order = request.sort_order
+        filtered = (request.min_mod_revision or request.max_mod_revision
+                    or request.min_create_revision or request.max_create_revision)
+        if order == SortOrder.NONE and not filtered and request.limit > 0:
+            # etcd takes limit+1 keys in key order before its default sort
+            kvs = kvs[: request.limit + 1]
         if order == SortOrder.NONE and request.sort_target != SortTarget.KEY:
             order = SortOrder.ASCEND  # keys come in key order already
         if order != SortOrder.NONE:
@@ -404,6 +411,15 @@ class KVStore:
                 # etcd leaves a nested txn's own header revision at zero
                 responses.append(self._txn(op, path, write))
         return TxnResponse(revision=0, succeeded=succeeded, responses=responses)
+
+
+def goes_through_log(request: object) -> bool:
+    """Whether etcd would replicate the request (reads are served locally)."""
+    if isinstance(request, RangeRequest):
+        return False
+    if isinstance(request, TxnRequest):
+        return _has_writes(request)
+    return True
 
 
 def _has_writes(request: TxnRequest) -> bool:

@@ -173,7 +173,8 @@ class RaftMember(SyncObj):
         self._applying: list[_ReadWaiter] = []
         self._keepalives: dict[int, tuple[int, Callable[[int | None, Exception | None], None]]] = {}
         self._revoking: set[int] = set()
-        self._was_leader = False
+        self._batching = False
+        self._send_deferred = False
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.log"),
             fullDumpFile=os.path.join(data_dir, "snapshot"),
@@ -387,6 +388,27 @@ class RaftMember(SyncObj):
     def isolated(self) -> bool:
         """True when no other member is connected (as after being removed)."""
         return not self._SyncObj__connectedNodes
+
+    # ---- group commit ---------------------------------------------------------------
+
+    def _checkCommandsToApply(self):  # noqa: N802 (extends pysyncobj's)
+        # pysyncobj (with appendEntriesUseBatch off) sends an append after
+        # every command it takes from the queue. Take them all first, then
+        # send once: one fsync and one message per follower for the group.
+        self._batching = True
+        try:
+            SyncObj._checkCommandsToApply(self)
+        finally:
+            self._batching = False
+        if self._send_deferred:
+            self._send_deferred = False
+            SyncObj._SyncObj__sendAppendEntries(self)
+
+    def _SyncObj__sendAppendEntries(self):  # noqa: N802 (wraps pysyncobj's)
+        if self._batching:
+            self._send_deferred = True
+            return
+        SyncObj._SyncObj__sendAppendEntries(self)
 
     # ---- AppendEntries receiver -------------------------------------------------
 
