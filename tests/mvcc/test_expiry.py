@@ -1,0 +1,154 @@
+"""LeaseDeadlines: when leases run out, with the clock passed in (no sleeps).
+
+Reference: etcd 3.4 lease/lessor.go (Lease.refresh, Lease.expired,
+lessor.Renew, Promote, expireExists/findExpiredLeases,
+defaultExpiredleaseRetryInterval) and etcdserver/v3_server.go
+(LeaseTimeToLive: TTL = int64(Remaining().Seconds())).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from raftkv.mvcc.expiry import LeaseDeadlines
+
+
+@pytest.fixture
+def deadlines() -> LeaseDeadlines:
+    return LeaseDeadlines()
+
+
+def test_etcd_a_started_lease_runs_out_ttl_seconds_later(deadlines):
+    """etcd refresh: expiry = now + ttl."""
+    assert 1 not in deadlines
+    deadlines.start(1, 10, now=100.0)
+    assert 1 in deadlines
+    assert deadlines.next_deadline() == 110.0
+    assert deadlines.remaining(1, now=100.0) == 10
+    assert deadlines.remaining(1, now=104.0) == 6
+
+
+def test_etcd_lease_is_not_expired_before_its_deadline(deadlines):
+    deadlines.start(1, 10, now=100.0)
+    assert deadlines.expired(now=100.0) == []
+    assert deadlines.expired(now=109.999) == []
+
+
+def test_etcd_lease_is_expired_at_its_deadline(deadlines):
+    """etcd Lease.expired(): Remaining() <= 0."""
+    deadlines.start(1, 10, now=100.0)
+    assert deadlines.expired(now=110.0) == [1]
+
+
+def test_etcd_expired_leases_come_oldest_first(deadlines):
+    deadlines.start(1, 30, now=0.0)
+    deadlines.start(2, 10, now=0.0)
+    deadlines.start(3, 20, now=0.0)
+    deadlines.start(4, 99, now=0.0)
+    assert deadlines.expired(now=50.0) == [2, 3, 1]
+
+
+def test_remaining_of_an_unknown_lease_is_minus_1(deadlines):
+    assert deadlines.remaining(5, now=0.0) == -1
+    deadlines.start(5, 10, now=0.0)
+    deadlines.remove(5)
+    assert deadlines.remaining(5, now=0.0) == -1
+
+
+def test_remaining_never_goes_below_zero_at_whole_seconds(deadlines):
+    deadlines.start(1, 10, now=0.0)
+    assert deadlines.remaining(1, now=10.0) == 0
+
+
+def test_etcd_reports_remaining_whole_seconds_truncated(deadlines):
+    """etcd v3_server.go:336 (and leasehttp/http.go:116): TTL is
+    int64(le.Remaining().Seconds()); 9.5 s left is reported as 9 (that is why
+    `etcdctl lease timetolive` shows 9s right after granting 10s)."""
+    deadlines.start(1, 10, now=0.0)
+    assert deadlines.remaining(1, now=0.5) == 9
+
+
+def test_etcd_renew_restarts_the_full_ttl(deadlines):
+    """etcd Renew: l.refresh(0) and returns l.ttl (the granted TTL)."""
+    deadlines.start(1, 10, now=0.0)
+    assert deadlines.renew(1, now=8.0) == 10
+    assert deadlines.remaining(1, now=8.0) == 10
+    assert deadlines.next_deadline() == 18.0
+    assert deadlines.expired(now=10.0) == []  # the old deadline no longer counts
+    assert deadlines.expired(now=18.0) == [1]
+
+
+def test_start_again_replaces_the_ttl(deadlines):
+    deadlines.start(1, 10, now=0.0)
+    deadlines.start(1, 30, now=5.0)
+    assert deadlines.renew(1, now=6.0) == 30
+    assert deadlines.next_deadline() == 36.0
+
+
+def test_a_removed_lease_never_expires(deadlines):
+    """A revoked lease is forgotten: not expired, no deadline."""
+    deadlines.start(1, 10, now=0.0)
+    deadlines.start(2, 20, now=0.0)
+    deadlines.remove(1)
+    assert 1 not in deadlines
+    assert deadlines.next_deadline() == 20.0
+    assert deadlines.expired(now=100.0) == [2]
+    deadlines.remove(2)
+    deadlines.remove(2)  # removing twice is harmless
+    assert deadlines.next_deadline() is None
+
+
+def test_next_deadline_is_none_without_leases(deadlines):
+    assert deadlines.next_deadline() is None
+
+
+def test_next_deadline_is_the_earliest(deadlines):
+    deadlines.start(1, 30, now=0.0)
+    deadlines.start(2, 10, now=0.0)
+    assert deadlines.next_deadline() == 10.0
+    deadlines.renew(2, now=25.0)
+    assert deadlines.next_deadline() == 30.0
+
+
+def test_etcd_expired_lease_is_decided_again_until_removed(deadlines):
+    """etcd expireExists re-registers an expired lease after a retry interval, so a
+    revoke that was not applied is attempted again; once removed it stops."""
+    deadlines.start(1, 10, now=0.0)
+    assert deadlines.expired(now=10.0) == [1]
+    assert deadlines.expired(now=10.0) == []  # not twice at the same instant
+    assert 1 in deadlines
+    retry = deadlines.next_deadline()
+    assert retry is not None and retry > 10.0
+    assert deadlines.expired(now=retry) == [1]
+    deadlines.remove(1)
+    assert deadlines.expired(now=retry + 100.0) == []
+
+
+def test_etcd_retries_an_unrevoked_expired_lease_after_3_seconds(deadlines):
+    """etcd lessor.go:61 defaultExpiredleaseRetryInterval = 3 * time.Second;
+    expireExists (lessor.go:708): item.time = now.Add(expiredLeaseRetryInterval)."""
+    deadlines.start(1, 10, now=0.0)
+    assert deadlines.expired(now=10.0) == [1]
+    assert deadlines.expired(now=12.0) == []
+    assert deadlines.expired(now=13.0) == [1]
+
+
+def test_etcd_new_leader_extends_every_lease_to_its_full_ttl(deadlines):
+    """etcd Promote refreshes every lease's expiry from now (plus the election
+    extension), so leases do not expire right after a leader change."""
+    deadlines.start(1, 10, now=0.0)
+    deadlines.start(2, 60, now=0.0)
+    deadlines.extend_all(now=9.0)
+    assert deadlines.remaining(1, now=9.0) == 10
+    assert deadlines.remaining(2, now=9.0) == 60
+    assert deadlines.expired(now=10.0) == []
+    assert deadlines.next_deadline() == 19.0
+    assert deadlines.expired(now=19.0) == [1]
+
+
+def test_extend_all_skips_removed_leases(deadlines):
+    deadlines.start(1, 10, now=0.0)
+    deadlines.remove(1)
+    deadlines.extend_all(now=5.0)
+    assert 1 not in deadlines
+    assert deadlines.next_deadline() is None
