@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/raftkv shell
+	$(BIN)/raftkv serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
