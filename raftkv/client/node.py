@@ -5,20 +5,18 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable
 
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.client.embedded import EmbeddedWatch
 from raftkv.errors import (
-    LeaderChanged,
     LeaseNotFound,
     MemberBadURLs,
     MemberNotFound,
     PeerURLExists,
-    RequestTimedOut,
     StoreClosed,
+    Unhealthy,
 )
 from raftkv.mvcc.requests import LeaseGrantRequest, RangeRequest, TxnRequest
 from raftkv.mvcc.store import _has_writes
@@ -191,16 +189,16 @@ class Node(KVClient):
         if target != self.address:
             member.change_membership(remove=target)
             return
-        try:
-            member.change_membership(remove=target)
-        except (LeaderChanged, RequestTimedOut):
-            # The others drop a removed member at once, so the answer to its
-            # own removal can be lost; being cut off by every peer confirms it.
-            deadline = time.monotonic() + 3.0
-            while not member.isolated():
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        # The others drop a removed member at once, so it would never hear the
+        # outcome of its own removal: another member carries it out instead.
+        from raftkv.client.remote import Client
+
+        others = [r for r in self.members() if r.address != self.address and r.client_urls]
+        if not others:
+            raise Unhealthy()
+        with Client([url for r in others for url in r.client_urls],
+                    timeout=member.config.request_timeout) as client:
+            client.member_remove(id_)
         member.removed.set()
 
     def close(self) -> None:

@@ -25,7 +25,9 @@ from raftkv.errors import (
     LeaseNotFound,
     LeaseProvided,
     LeaseTTLTooLarge,
+    MemberNotFound,
     NoLeader,
+    PeerURLExists,
     RaftKVError,
     RequestTimedOut,
     RequestTooLarge,
@@ -47,14 +49,15 @@ from raftkv.mvcc.requests import (
     TxnRequest,
 )
 from raftkv.mvcc.watch import WatchResponse
+from raftkv.raft.membership import MemberRecord
 from raftkv.wire import request_to_pb, response_from_pb, watch_response_from_pb
 
 log = logging.getLogger(__name__)
 
 _ERRORS = {cls.message: cls for cls in (
     Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
-    LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, NoLeader, RequestTimedOut, RequestTooLarge,
-    TooManyOps, TooManyRequests, ValueProvided,
+    LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, MemberNotFound, NoLeader, PeerURLExists,
+    RequestTimedOut, RequestTooLarge, TooManyOps, TooManyRequests, ValueProvided,
 )}
 
 _METHODS = {
@@ -74,6 +77,12 @@ def _typed(error: grpc.RpcError) -> RaftKVError:
     if error.code() == grpc.StatusCode.UNAVAILABLE:
         return Unavailable(message or "unavailable")
     return RaftKVError(message or str(error.code()))
+
+
+def _record(member: rpc_pb2.Member) -> MemberRecord:
+    address = _target(member.peerURLs[0]) if member.peerURLs else ""
+    return MemberRecord(address, name=member.name, peer_urls=list(member.peerURLs),
+                        client_urls=list(member.clientURLs))
 
 
 def _target(endpoint: str) -> str:
@@ -232,6 +241,16 @@ class Client(KVClient):
             raft_index=r.raftIndex, revision=r.header.revision, compact_revision=0,
             key_count=-1, lease_count=-1, watcher_count=-1,
         )
+
+    def members(self) -> list[MemberRecord]:
+        return [_record(m) for m in self._call("Cluster", "MemberList", rpc_pb2.MemberListRequest()).members]
+
+    def member_add(self, peer_urls: list[str]) -> MemberRecord:
+        added = self._call("Cluster", "MemberAdd", rpc_pb2.MemberAddRequest(peerURLs=peer_urls)).member
+        return _record(added)
+
+    def member_remove(self, id_: int) -> None:
+        self._call("Cluster", "MemberRemove", rpc_pb2.MemberRemoveRequest(ID=id_))
 
     def close(self) -> None:
         with self._lock:

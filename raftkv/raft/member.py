@@ -175,6 +175,7 @@ class RaftMember(SyncObj):
         self._revoking: set[int] = set()
         self._batching = False
         self._send_deferred = False
+        self._drop_later: list[tuple[float, object]] = []
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.log"),
             fullDumpFile=os.path.join(data_dir, "snapshot"),
@@ -314,6 +315,32 @@ class RaftMember(SyncObj):
             self.membership.apply(change)
         return None
 
+    def _SyncObj__doChangeCluster(self, request, reverse=False):  # noqa: N802 (extends pysyncobj's)
+        removing = request[0] == "rem" and not reverse
+        if not removing or request[1] == self.selfNode.id:
+            if not removing:  # an add, or a removal rolled back
+                self._drop_later = [(t, n) for t, n in self._drop_later if n.id != request[1]]
+            return SyncObj._SyncObj__doChangeCluster(self, request, reverse)
+        # pysyncobj would close the removed member's connection at once, so it
+        # would never hear of its removal: stop counting it now, tell it, and
+        # close the connection a little later.
+        node = next((n for n in self._voters() if n.id == request[1]), None)
+        if node is None:
+            return False
+        self._SyncObj__transport.send(node, {"type": "rk_removed", "term": self.term})
+        self._SyncObj__otherNodes.discard(node)
+        self._SyncObj__raftNextIndex.pop(node, None)
+        self._SyncObj__raftMatchIndex.pop(node, None)
+        self._drop_later.append((self._clock() + 1.0, node))
+        return True
+
+    def _drop_removed(self, now: float) -> None:
+        due = [n for t, n in self._drop_later if t <= now]
+        if due:
+            self._drop_later = [(t, n) for t, n in self._drop_later if t > now]
+            for node in due:
+                self._SyncObj__transport.dropNode(node)
+
     def _notice_own_removal(self, command: bytes) -> None:
         change = self._SyncObj__parseChangeClusterRequest(command)
         if change is not None and change[0] == "rem" and change[1] == self.selfNode.id:
@@ -385,10 +412,6 @@ class RaftMember(SyncObj):
                 raise RequestTimedOut()
             time.sleep(0.2)
 
-    def isolated(self) -> bool:
-        """True when no other member is connected (as after being removed)."""
-        return not self._SyncObj__connectedNodes
-
     # ---- group commit ---------------------------------------------------------------
 
     def _checkCommandsToApply(self):  # noqa: N802 (extends pysyncobj's)
@@ -420,6 +443,8 @@ class RaftMember(SyncObj):
         if kind.startswith("rk_"):
             self._on_raftkv_message(node, message, kind)
             return
+        if kind in ("request_vote", "append_entries") and node not in self._voters():
+            return  # e.g. a member just removed: it must not disturb the others
         if (kind == "append_entries" and "prevLogIdx" in message
                 and "transmission" not in message
                 and message.get("term", -1) >= self._SyncObj__raftCurrentTerm):
@@ -638,6 +663,10 @@ class RaftMember(SyncObj):
                 for waiter in waiters:
                     waiter.index = int(message["index"])
                     self._applying.append(waiter)
+            elif kind == "rk_removed":
+                if message["term"] >= self.term:
+                    log.warning("removed from the cluster by a peer peer=%s", getattr(node, "id", node))
+                    self.removed.set()
             elif kind == "rk_transfer":
                 if self.is_leader:
                     self.transferLeadership(None, None)
@@ -675,6 +704,7 @@ class RaftMember(SyncObj):
         now = self._clock()
         self._progress_reads(now)
         self._expire_leases(now)
+        self._drop_removed(now)
 
     # ---- lifecycle ---------------------------------------------------------------
 
