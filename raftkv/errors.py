@@ -128,3 +128,8 @@ class NotSupported(RaftKVError):
     """Something etcd offers that raftkv's Raft engine cannot do."""
 
     grpc_code = "UNIMPLEMENTED"
+
+
+class NotLeader(RaftKVError):
+    message = "etcdserver: not leader"
+    grpc_code = "FAILED_PRECONDITION"

@@ -14,6 +14,7 @@ from raftkv.errors import (
     LeaseNotFound,
     MemberBadURLs,
     MemberNotFound,
+    NotLeader,
     PeerURLExists,
     StoreClosed,
     Unhealthy,
@@ -200,6 +201,18 @@ class Node(KVClient):
                     timeout=member.config.request_timeout) as client:
             client.member_remove(id_)
         member.removed.set()
+
+    def move_leader(self, target_id: int) -> None:
+        """Hand leadership to the member ``target_id`` (etcd's MoveLeader); only the leader can."""
+        self._check_open()
+        member = self._member
+        targets = [a for a in member.voting_addresses() if member_id(a) == target_id]
+        if not targets:
+            raise MemberNotFound()
+        if not member.is_leader:
+            raise NotLeader()
+        if targets[0] != self.address:
+            member.transfer_leadership(to=targets[0])
 
     def close(self) -> None:
         if self._closed.is_set():
