@@ -20,7 +20,7 @@ from raftkv.errors import (
     Unhealthy,
 )
 from raftkv.mvcc.requests import LeaseGrantRequest, RangeRequest, TxnRequest
-from raftkv.mvcc.store import _has_writes
+from raftkv.mvcc.store import is_read_only
 from raftkv.mvcc.watch import Watcher, WatchResponse
 from raftkv.raft.member import MemberConfig, RaftMember
 from raftkv.raft.membership import MemberRecord, member_id
@@ -75,7 +75,7 @@ class Node(KVClient):
     def _execute(self, request: object) -> object:
         self._check_open()
         member = self._member
-        if isinstance(request, RangeRequest) or (isinstance(request, TxnRequest) and not _has_writes(request)):
+        if isinstance(request, RangeRequest) or (isinstance(request, TxnRequest) and is_read_only(request)):
             if not getattr(request, "serializable", False):
                 member.read_barrier()
             with member.lock:

@@ -189,7 +189,7 @@ class KVStore:
         self._admit(request)
         path: list[bool] = []
         self._txn_path(request, path)
-        writes = _has_writes(request)
+        writes = not is_read_only(request)
         if writes:
             self._check_path(request, iter(path), self._check_txn_put)
         self._check_path(request, iter(path), self._check_txn_range)
@@ -418,14 +418,11 @@ def goes_through_log(request: object) -> bool:
     if isinstance(request, RangeRequest):
         return False
     if isinstance(request, TxnRequest):
-        return _has_writes(request)
+        return not is_read_only(request)
     return True
 
 
-def _has_writes(request: TxnRequest) -> bool:
-    for op in (*request.success, *request.failure):
-        if isinstance(op, (PutRequest, DeleteRangeRequest)):
-            return True
-        if isinstance(op, TxnRequest) and _has_writes(op):
-            return True
-    return False
+def is_read_only(request: TxnRequest) -> bool:
+    """etcd's rule: a txn is read-only when every op of both branches is a
+    range; one with a nested txn counts as a write, whatever it holds."""
+    return all(isinstance(op, RangeRequest) for op in (*request.success, *request.failure))
