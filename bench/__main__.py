@@ -4,6 +4,7 @@ import click
 
 from bench.cluster import cluster_put
 from bench.memory import memory
+from bench.snapshot_stall import snapshot_stall
 
 
 @click.group()
@@ -13,6 +14,7 @@ def main() -> None:
 
 main.add_command(memory)
 main.add_command(cluster_put)
+main.add_command(snapshot_stall)
 
 if __name__ == "__main__":
     main()

@@ -92,6 +92,27 @@ class SyncingTransport(TCPTransport):
         return super().send(node, message)
 
 
+def _snapshot_state(state: dict) -> dict:
+    return state
+
+
+class _DeferredSnapshot:
+    """Builds the snapshot only when pickled.
+
+    pysyncobj asks for the consumer's data on the tick thread, then forks a
+    child that pickles it to disk. Copying a million keys on the tick thread
+    would stall the member; deferring the copy to pickling moves that work
+    into the child, where the fork's copy-on-write pages hold a frozen state.
+    """
+
+    def __init__(self, state_machine: StateMachine) -> None:
+        self._state_machine = state_machine
+
+    def __reduce__(self):
+        sm = self._state_machine
+        return _snapshot_state, ({"store": sm.store.snapshot(), "members": sm.membership.snapshot()},)
+
+
 class StateMachine(SyncObjConsumer):
     """What a Raft snapshot holds: the KV store's replicated state."""
 
@@ -101,7 +122,7 @@ class StateMachine(SyncObjConsumer):
         self.membership = membership
 
     def _serialize(self):
-        return {"store": self.store.snapshot(), "members": self.membership.snapshot()}
+        return _DeferredSnapshot(self)
 
     def _deserialize(self, data):
         self.store.restore(data["store"])
@@ -697,6 +718,9 @@ class RaftMember(SyncObj):
         # Entries written during this tick become durable before the next
         # tick's commit computation counts the leader's own copy.
         self._sync_journal()
+        if self.is_leader and not self._voters() and self.commit_index < self._SyncObj__getCurrentLogIndex():
+            # alone, no reply will wake the next tick: do not wait for the timer
+            self._wake()
         with self._requests_lock:
             work, self._requests = self._requests, []
         for item in work:
