@@ -113,7 +113,10 @@ class EmbeddedStore(KVClient):
         with self._lock:
             self._check_open()
             self._store.lessor.get(lease_id)  # raises LeaseNotFound
-            return self._deadlines.renew(lease_id, self._clock())
+            ttl = self._deadlines.renew(lease_id, self._clock())
+            if ttl is None:  # past its deadline, its revoke on the way
+                raise LeaseNotFound()
+            return ttl
 
     def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL:
         with self._lock:

@@ -15,15 +15,27 @@ class History:
     def __init__(self) -> None:
         self._revisions: list[int] = []
         self._changes: list[list[KeyValue]] = []
+        # every change of the compaction revision, for a watcher that had
+        # already been promised it (one that fell behind exactly there)
+        self._complete_at_compaction: tuple[int, list[KeyValue]] | None = None
 
     def append(self, revision: int, changes: list[KeyValue]) -> None:
         self._revisions.append(revision)
         self._changes.append(changes)
 
-    def since(self, revision: int) -> Iterator[tuple[int, list[KeyValue]]]:
-        """(revision, changes) for every revision >= ``revision``, oldest first."""
+    def since(self, revision: int, complete: bool = False) -> Iterator[tuple[int, list[KeyValue]]]:
+        """(revision, changes) for every revision >= ``revision``, oldest first.
+
+        With ``complete``, the compaction revision comes with all its changes,
+        not only the versions compaction keeps.
+        """
         i = bisect_left(self._revisions, revision)
         revisions, changes = self._revisions, self._changes
+        kept = self._complete_at_compaction
+        if complete and kept is not None and kept[0] == revision:
+            yield kept
+            if i < len(revisions) and revisions[i] == revision:
+                i += 1
         while i < len(revisions):
             yield revisions[i], changes[i]
             i += 1
@@ -41,7 +53,9 @@ class History:
         i = bisect_left(self._revisions, revision)
         del self._revisions[:i]
         del self._changes[:i]
+        self._complete_at_compaction = None
         if self._revisions and self._revisions[0] == revision:
+            self._complete_at_compaction = (revision, self._changes[0])
             final = {kv.key: kv for kv in self._changes[0]}
             kept = [kv for kv in self._changes[0] if final[kv.key] is kv and not kv.is_tombstone]
             if kept:

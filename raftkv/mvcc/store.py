@@ -148,8 +148,8 @@ class KVStore:
         self._compact_revision = state["compact_revision"]
         self.watchers.rewind(reached + 1)
 
-    def history_since(self, revision: int) -> Iterator[tuple[int, list[KeyValue]]]:
-        return self._history.since(revision)
+    def history_since(self, revision: int, complete: bool = False) -> Iterator[tuple[int, list[KeyValue]]]:
+        return self._history.since(revision, complete)
 
     def value_at(self, key: bytes, revision: int) -> KeyValue | None:
         history = self._index.get(key)
@@ -330,7 +330,7 @@ class KVStore:
             self.lessor.attach(lease, history.key)
         history.record(kv)
         write.changes.append(kv)
-        write.prevs.append(prev)
+        write.prevs.append(history.at(write.begin))  # watchers see the key as of the revision before
         return PutResponse(revision=revision, prev_kv=prev if request.prev_kv else None)
 
     def _delete_range(self, write: _Write, request: DeleteRangeRequest) -> DeleteRangeResponse:
@@ -354,7 +354,7 @@ class KVStore:
             if prev.lease:
                 self.lessor.detach(prev.lease, history.key)
             write.changes.append(gone)
-            write.prevs.append(prev)
+            write.prevs.append(history.at(write.begin))
             deleted.append(prev)
         self._live_keys -= len(deleted)
         return deleted

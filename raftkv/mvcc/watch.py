@@ -71,6 +71,7 @@ class Watcher:
         self.synced = True
         self.canceled = False
         self.next_revision = 0  # meaningful while unsynced
+        self.fell_behind = False  # it was promised revisions from next_revision on
         self.heard_since_progress = False
 
     def matches(self, key: bytes) -> bool:
@@ -214,6 +215,7 @@ class WatchHub:
     def _fall_behind(self, watcher: Watcher, revision: int) -> None:
         self._forget(watcher)
         watcher.synced = False
+        watcher.fell_behind = True
         watcher.next_revision = revision
         self._unsynced.add(watcher)
 
@@ -236,7 +238,7 @@ class WatchHub:
         if watcher.next_revision < store.compact_revision:
             self._cancel_compacted(watcher)
             return
-        for revision, changes in store.history_since(watcher.next_revision):
+        for revision, changes in store.history_since(watcher.next_revision, watcher.fell_behind):
             events = [
                 _event(kv, store.value_at(kv.key, revision - 1) if watcher.prev_kv else None)
                 for kv in changes

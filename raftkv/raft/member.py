@@ -637,7 +637,8 @@ class RaftMember(SyncObj):
         with self.lock:
             if lease_id not in self.store.lessor or lease_id in self._revoking:
                 return None, LeaseNotFound()
-            return self.deadlines.renew(lease_id, self._clock()), None
+            ttl = self.deadlines.renew(lease_id, self._clock())
+            return (None, LeaseNotFound()) if ttl is None else (ttl, None)
 
     def _expire_leases(self, now: float) -> None:
         if not self._leader_ready():

@@ -106,7 +106,8 @@ def test_next_deadline_is_the_earliest(deadlines):
     deadlines.start(1, 30, now=0.0)
     deadlines.start(2, 10, now=0.0)
     assert deadlines.next_deadline() == 10.0
-    deadlines.renew(2, now=25.0)
+    for now in (9.0, 18.0, 27.0):  # kept alive past lease 1's deadline
+        assert deadlines.renew(2, now=now) == 10
     assert deadlines.next_deadline() == 30.0
 
 
@@ -152,3 +153,13 @@ def test_extend_all_skips_removed_leases(deadlines):
     deadlines.extend_all(now=5.0)
     assert 1 not in deadlines
     assert deadlines.next_deadline() is None
+
+
+def test_etcd_renew_of_a_lease_past_its_deadline_fails(deadlines):
+    """etcd's Renew answers ErrLeaseNotFound for a lease that has expired,
+    even before its revoke is applied."""
+    deadlines.start(1, 10, now=0.0)
+    assert deadlines.renew(1, now=10.0) is None
+    deadlines.start(2, 10, now=0.0)
+    assert deadlines.expired(now=11.0) == [1, 2]
+    assert deadlines.renew(2, now=11.5) is None  # offered for revoke: stays expired
