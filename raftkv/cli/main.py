@@ -52,6 +52,8 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--key-file", default=None, help="TLS key for clients.")
 @click.option("--trusted-ca-file", default=None, help="CA that signs client certificates.")
 @click.option("--client-cert-auth", is_flag=True, help="Require client certificates.")
+@click.option("--listen-metrics-urls", default=None,
+              help="URLs serving /metrics and /health over HTTP (https with --cert-file).")
 @click.option("--peer-secret-file", default=None, type=click.File("r"),
               help="Shared secret that encrypts and authenticates peer traffic.")
 def serve(**flags) -> None:
@@ -84,6 +86,7 @@ def serve(**flags) -> None:
         trusted_ca_file=flags["trusted_ca_file"],
         client_cert_auth=flags["client_cert_auth"],
         peer_secret=secret.read().strip() if secret else None,
+        listen_metrics_urls=_urls(flags["listen_metrics_urls"]) or [],
     )
     try:
         run(config)

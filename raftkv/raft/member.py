@@ -197,6 +197,7 @@ class RaftMember(SyncObj):
         self._batching = False
         self._send_deferred = False
         self._drop_later: list[tuple[float, object]] = []
+        self._leader_contact = clock()
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.log"),
             fullDumpFile=os.path.join(data_dir, "snapshot"),
@@ -242,8 +243,15 @@ class RaftMember(SyncObj):
 
     @property
     def leader_address(self) -> str | None:
+        """The leader this member follows, or None if it has not heard from
+        one within an election timeout (pysyncobj alone would keep naming a
+        lost leader while no peer is reachable)."""
         leader = self._SyncObj__raftLeader
-        return leader.address if leader is not None else None
+        if leader is None:
+            return None
+        if not self.is_leader and self._clock() - self._leader_contact > self.config.election_timeout_max:
+            return None
+        return leader.address
 
     @property
     def applied_index(self) -> int:
@@ -482,6 +490,7 @@ class RaftMember(SyncObj):
             "term": message["term"],
             "commit_index": self._SyncObj__raftCommitIndex,
         })
+        self._leader_contact = self._clock()
         get_entries = self._SyncObj__getEntries
         prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
         prev = get_entries(prev_idx, 1)

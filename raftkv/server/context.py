@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
 
 from raftkv.client.api import KVClient
 from raftkv.errors import RaftKVError
+from raftkv.mvcc.store import KVStore
 from raftkv.wire import ResponseHeader
 
 log = logging.getLogger(__name__)
@@ -27,6 +30,24 @@ class ServerContext:
     def header(self) -> ResponseHeader:
         status_term = getattr(getattr(self.kv, "member", None), "term", 1)
         return ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id, raft_term=status_term)
+
+    @contextlib.contextmanager
+    def local_store(self) -> Iterator[KVStore | None]:
+        """This member's own KV store, held under its lock for the ``with``
+        block; None when the store is reachable only through requests (a
+        remote client). A cluster member (``raftkv.Node``) and the embedded
+        store both keep theirs in this process."""
+        kv = self.kv
+        member = getattr(kv, "member", None)
+        store = getattr(member, "store", None)
+        lock = getattr(member, "lock", None)
+        if not isinstance(store, KVStore):
+            store, lock = getattr(kv, "_store", None), getattr(kv, "_lock", None)
+        if not isinstance(store, KVStore):
+            yield None
+            return
+        with lock if lock is not None else contextlib.nullcontext():
+            yield store
 
 
 def grpc_errors(method):

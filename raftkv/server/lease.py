@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import grpc
+
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.errors import LeaseNotFound, RaftKVError
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
@@ -35,6 +37,12 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         return response
 
     def LeaseKeepAlive(self, request_iterator, context):
+        try:
+            yield from self._keep_alive(request_iterator)
+        except grpc.RpcError as e:  # the client went away mid-stream
+            log.debug("keep-alive stream ended error=%s", e)
+
+    def _keep_alive(self, request_iterator):
         for request in request_iterator:
             try:
                 ttl = self._ctx.kv.lease_keep_alive(request.ID)

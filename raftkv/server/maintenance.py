@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+import grpc
+
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from raftkv.client import ops
+from raftkv.errors import Compacted, FutureRevision, NoLeader, RaftKVError
+from raftkv.raft.membership import member_id
+from raftkv.server import hashing, snapshot
 from raftkv.server.context import ServerContext, grpc_errors
 from raftkv.wire import _fill_header
 
+log = logging.getLogger(__name__)
+
 # The etcd API version raftkv speaks; etcd clients read it from Status.
 ETCD_API_VERSION = "3.4.23"
+
+# How long MoveLeader waits for the transferee to win, when the caller set no deadline.
+MOVE_LEADER_TIMEOUT = 5.0
+
+
+class NotLeader(RaftKVError):
+    message = "etcdserver: not leader"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class BadLeaderTransferee(RaftKVError):
+    message = "etcdserver: bad leader transferee"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class LeaderTransferTimedOut(RaftKVError):
+    # etcd has no gRPC code for it and lets gRPC call it Unknown
+    message = "etcdserver: request timed out, leader transfer took too long"
+    grpc_code = "UNKNOWN"
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
@@ -17,17 +47,120 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     @grpc_errors
     def Status(self, request, context):
         status = self._ctx.kv.status()
+        member = getattr(self._ctx.kv, "member", None)
         response = rpc_pb2.StatusResponse(
             version=ETCD_API_VERSION,
             dbSize=0,
             leader=status.leader,
             raftIndex=status.raft_index,
             raftTerm=status.raft_term,
-            raftAppliedIndex=status.raft_index,
+            raftAppliedIndex=getattr(member, "applied_index", status.raft_index),
             dbSizeInUse=0,
         )
+        if not status.leader:
+            response.errors.append(NoLeader.message)  # as etcd reports it
         _fill_header(response.header, status.revision, self._ctx.header())
         return response
+
+    # ---- hashes ------------------------------------------------------------------
+
+    @grpc_errors
+    def Hash(self, request, context):
+        ctx = self._ctx
+        with ctx.local_store() as store:
+            result = hashing.hash_all(store) if store is not None else None
+        if result is None:
+            result = self._hash_by_reads(0)
+        response = rpc_pb2.HashResponse(hash=result.hash)
+        _fill_header(response.header, result.revision, ctx.header())
+        return response
+
+    @grpc_errors
+    def HashKV(self, request, context):
+        ctx = self._ctx
+        with ctx.local_store() as store:
+            result = hashing.hash_kv(store, request.revision) if store is not None else None
+        if result is None:
+            result = self._hash_by_reads(request.revision)
+        response = rpc_pb2.HashKVResponse(hash=result.hash, compact_revision=result.compact_revision)
+        _fill_header(response.header, result.revision, ctx.header())
+        return response
+
+    def _hash_by_reads(self, revision: int) -> hashing.KVHash:
+        """Without the store in this process: the live keys at ``revision``."""
+        status = self._ctx.kv.status()
+        if revision > 0 and revision <= status.compact_revision:
+            raise Compacted()
+        if revision > status.revision:
+            raise FutureRevision()
+        response = self._ctx.kv._execute(ops.get(b"", prefix=True, revision=max(revision, 0)))
+        return hashing.KVHash(hashing.hash_kvs(response.kvs), response.revision,
+                              status.compact_revision)
+
+    # ---- snapshot ----------------------------------------------------------------
+
+    def Snapshot(self, request, context):
+        try:
+            data = snapshot.encode(snapshot.capture(self._ctx))
+        except RaftKVError as e:
+            context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
+        log.info("sending snapshot to client total_bytes=%d", len(data))
+        for blob, remaining in snapshot.chunks(data):
+            yield rpc_pb2.SnapshotResponse(blob=blob, remaining_bytes=remaining)
+        log.info("sent snapshot to client total_bytes=%d", len(data))
+
+    # ---- alarms and defragmentation ------------------------------------------
+
+    @grpc_errors
+    def Alarm(self, request, context):
+        # raftkv raises no alarms (no space quota, no corruption checker), and
+        # etcd's AlarmResponse carries no header
+        return rpc_pb2.AlarmResponse()
+
+    @grpc_errors
+    def Defragment(self, request, context):
+        # nothing to defragment: the store lives in memory and its journal is
+        # compacted by snapshots; etcd answers with an empty message too
+        return rpc_pb2.DefragmentResponse()
+
+    # ---- leadership --------------------------------------------------------------
+
+    @grpc_errors
+    def MoveLeader(self, request, context):
+        member = getattr(self._ctx.kv, "member", None)
+        if member is None or not hasattr(member, "transfer_leadership"):
+            raise NotLeader()  # not a Raft member: it never leads
+        if not member.is_leader:
+            raise NotLeader()
+        target = request.targetID
+        if target == self._ctx.member_id:
+            return self._moved()  # already leads: etcd answers at once
+        addresses = [a for a in member.voting_addresses() if member_id(a) == target]
+        if not addresses:
+            raise BadLeaderTransferee()
+        (address,) = addresses
+        remaining = context.time_remaining()
+        timeout = MOVE_LEADER_TIMEOUT if remaining is None else min(remaining, 60.0)
+        deadline = time.monotonic() + timeout
+        log.info("leadership transfer starting transferee=%s", address)
+        while member.leader_address != address:
+            left = deadline - time.monotonic()
+            if left <= 0 or not context.is_active():
+                raise LeaderTransferTimedOut()
+            if member.is_leader:
+                try:
+                    member.transfer_leadership(to=address, timeout=min(left, 1.0))
+                except RaftKVError as e:
+                    # refused while the transferee lags, or another member
+                    # won instead: etcd keeps waiting for the transferee
+                    log.debug("leadership transfer not done yet error=%s", e)
+            time.sleep(min(max(member.config.heartbeat_interval, 0.01), max(left, 0)))
+        log.info("leadership transfer finished new_leader=%s", address)
+        return self._moved()
+
+    @staticmethod
+    def _moved():
+        return rpc_pb2.MoveLeaderResponse()  # etcd's carries no header either
 
 
 __all__ = ["MaintenanceService"]

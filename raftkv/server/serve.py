@@ -5,17 +5,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import ssl
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import grpc
+import prometheus_client
 
 from raftkv.client.node import Node
 from raftkv.raft.membership import member_id
 from raftkv.mvcc.store import DEFAULT_MAX_REQUEST_BYTES, StoreLimits
 from raftkv.raft.member import MemberConfig
 from raftkv.server.context import ServerContext
+from raftkv.server.http import MetricsHTTPServer
+from raftkv.server.maintenance import ETCD_API_VERSION
+from raftkv.server.metrics import ServerMetrics
 from raftkv.server.server import build_server
 
 log = logging.getLogger(__name__)
@@ -44,6 +49,7 @@ class ServeConfig:
     trusted_ca_file: str | None = None
     client_cert_auth: bool = False
     peer_secret: str | None = None
+    listen_metrics_urls: list[str] = field(default_factory=list)
 
 
 def host_port(url: str) -> str:
@@ -101,12 +107,24 @@ class Member:
             client_urls=client_urls,
             peer_urls=advertise_peers,
         )
+        # a serve process exports etcd's series only, without the *_created
+        # companions prometheus-client adds by default
+        prometheus_client.disable_created_metrics()
+        self.metrics = ServerMetrics(self.context, ETCD_API_VERSION)
         self.server = build_server(
             self.context,
             [host_port(url) for url in config.listen_client_urls],
             config.max_request_bytes,
             credentials=self._credentials(),
+            metrics=self.metrics,
         )
+        self.http: MetricsHTTPServer | None = None
+        if config.listen_metrics_urls:
+            try:
+                self.http = MetricsHTTPServer(self.context, self.metrics, config.listen_metrics_urls,
+                                              self._http_tls())
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
 
     def _credentials(self) -> grpc.ServerCredentials | None:
         config = self.config
@@ -125,12 +143,30 @@ class Member:
         return grpc.ssl_server_credentials(
             [(key, cert)], root_certificates=ca, require_client_auth=config.client_cert_auth)
 
+    def _http_tls(self) -> ssl.SSLContext | None:
+        """TLS for https:// metrics URLs: the client certificate and CA, as etcd uses."""
+        config = self.config
+        if not (config.cert_file and config.key_file):
+            return None
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(config.cert_file, config.key_file)
+        if config.trusted_ca_file:
+            tls.load_verify_locations(config.trusted_ca_file)
+        if config.client_cert_auth:
+            tls.verify_mode = ssl.CERT_REQUIRED
+        return tls
+
     def start(self) -> None:
         self.server.start()
+        if self.http is not None:
+            self.http.start()
+            log.info("serving metrics and health urls=%s", ",".join(self.http.urls))
         log.info("serving name=%s clients=%s peer=%s", self.config.name,
                  ",".join(self.context.client_urls), self.peer_address)
 
     def stop(self) -> None:
+        if self.http is not None:
+            self.http.stop()
         self.server.stop(grace=1).wait()
         self.node.close()
 

@@ -9,11 +9,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from raftkv._proto.etcdserverpb import rpc_pb2_grpc
+from raftkv._proto.v3electionpb import v3election_pb2_grpc
+from raftkv._proto.v3lockpb import v3lock_pb2_grpc
+from raftkv.server.cluster import ClusterService
 from raftkv.server.context import ServerContext
+from raftkv.server.decoding import EtcdDecodeErrors
+from raftkv.server.election import ElectionService
 from raftkv.server.kv import KVService
 from raftkv.server.lease import LeaseService
-from raftkv.server.cluster import ClusterService
+from raftkv.server.lock import LockService
 from raftkv.server.maintenance import MaintenanceService
+from raftkv.server.metrics import ServerMetrics
 from raftkv.server.watch import WatchService
 
 log = logging.getLogger(__name__)
@@ -22,10 +28,17 @@ GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd lets a message exceed --max-request-byt
 
 
 def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
-                 max_workers: int = 64, credentials: grpc.ServerCredentials | None = None) -> grpc.Server:
+                 max_workers: int = 512, credentials: grpc.ServerCredentials | None = None,
+                 metrics: ServerMetrics | None = None) -> grpc.Server:
+    """The member's gRPC server: etcd's KV, Lease, Watch, Maintenance and
+    Cluster services, v3lock's Lock, v3election's Election and gRPC health;
+    with ``metrics``, every call is counted and timed there."""
     limit = max_request_bytes + GRPC_OVERHEAD_BYTES
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="raftkv-grpc"),
+        # parsing first, so an undecodable request is refused as etcd refuses
+        # it and (as in etcd) counts as no call
+        interceptors=[EtcdDecodeErrors(), *([metrics.interceptor()] if metrics is not None else [])],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", 2**31 - 1),
@@ -37,6 +50,8 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
     rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(ctx), server)
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
+    v3lock_pb2_grpc.add_LockServicer_to_server(LockService(ctx), server)
+    v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(ctx), server)
     health_servicer = health.HealthServicer()
     health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -1,0 +1,73 @@
+"""Undecodable requests answered as etcd (grpc-go) answers them.
+
+gRPC Python rejects a request its deserializer cannot parse with a fixed
+"Exception deserializing request!". etcd's gRPC library says
+"grpc: error unmarshalling request: <why>" for a single request and
+"grpc: failed to unmarshal the received message <why>" for one in a
+stream, both with the Internal code. This interceptor takes over the
+parsing of every request so the caller gets etcd's wording (the reason
+itself is the protobuf library's, which differs from Go's).
+
+For a stream it also keeps the handler clean: instead of an exception
+thrown out of the request iterator into the servicer (after which gRPC
+Python never finishes the call, and the server cannot stop), the iterator
+sets the status and ends, so the servicer winds the stream down as if the
+client had closed it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import grpc
+
+
+def _unary_parse(decode: Callable[[bytes], object], data: bytes, context: grpc.ServicerContext):
+    try:
+        return decode(data)
+    except Exception as e:  # protobuf's DecodeError, or worse
+        context.abort(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {e}")
+
+
+def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
+                  context: grpc.ServicerContext) -> Iterator[object]:
+    for data in raw:
+        try:
+            message = decode(data)
+        except Exception as e:
+            context.set_code(grpc.StatusCode.INTERNAL)
+            context.set_details(f"grpc: failed to unmarshal the received message {e}")
+            return
+        yield message
+
+
+class EtcdDecodeErrors(grpc.ServerInterceptor):
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+        streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
+        if streaming_in and streaming_out:
+            inner, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        elif streaming_in:
+            inner, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        elif streaming_out:
+            inner, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+        else:
+            inner, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+
+        def parsed(data, context):
+            if streaming_in:
+                return _stream_parse(decode, data, context)
+            return _unary_parse(decode, data, context)
+
+        if streaming_out:
+            def behavior(data, context):
+                yield from inner(parsed(data, context), context)
+        else:
+            def behavior(data, context):
+                return inner(parsed(data, context), context)
+
+        # no deserializer: gRPC hands the raw bytes to ``behavior``
+        return make(behavior, request_deserializer=None, response_serializer=handler.response_serializer)

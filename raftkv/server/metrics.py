@@ -1,0 +1,256 @@
+"""Prometheus metrics of one member: its gRPC traffic and its Raft and MVCC state.
+
+The gRPC series are go-grpc-prometheus's, as etcd exports them
+(``grpc_server_started_total``, ``grpc_server_handled_total`` with Go's
+code names, ``grpc_server_msg_received_total``, ``grpc_server_msg_sent_total``,
+and the ``grpc_server_handling_seconds`` histogram that etcd adds with
+``--metrics extensive``); an interceptor records them, so the servicers stay
+free of bookkeeping. The member's state is read when scraped, under etcd's
+names where etcd has one and under ``raftkv_`` where it has none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from raftkv.server.context import ServerContext
+
+log = logging.getLogger(__name__)
+
+# Go's names of the status codes, as go-grpc-prometheus labels them
+GO_CODE_NAMES = {
+    grpc.StatusCode.OK: "OK",
+    grpc.StatusCode.CANCELLED: "Canceled",
+    grpc.StatusCode.UNKNOWN: "Unknown",
+    grpc.StatusCode.INVALID_ARGUMENT: "InvalidArgument",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "DeadlineExceeded",
+    grpc.StatusCode.NOT_FOUND: "NotFound",
+    grpc.StatusCode.ALREADY_EXISTS: "AlreadyExists",
+    grpc.StatusCode.PERMISSION_DENIED: "PermissionDenied",
+    grpc.StatusCode.RESOURCE_EXHAUSTED: "ResourceExhausted",
+    grpc.StatusCode.FAILED_PRECONDITION: "FailedPrecondition",
+    grpc.StatusCode.ABORTED: "Aborted",
+    grpc.StatusCode.OUT_OF_RANGE: "OutOfRange",
+    grpc.StatusCode.UNIMPLEMENTED: "Unimplemented",
+    grpc.StatusCode.INTERNAL: "Internal",
+    grpc.StatusCode.UNAVAILABLE: "Unavailable",
+    grpc.StatusCode.DATA_LOSS: "DataLoss",
+    grpc.StatusCode.UNAUTHENTICATED: "Unauthenticated",
+}
+
+# Prometheus' Go client's default buckets (go-grpc-prometheus uses them)
+HANDLING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+_LABELS = ("grpc_type", "grpc_service", "grpc_method")
+
+
+class ServerMetrics:
+    """The registry a member's /metrics serves, and what fills it."""
+
+    def __init__(self, ctx: ServerContext, version: str) -> None:
+        self.ctx = ctx
+        self.registry = registry = CollectorRegistry()
+        self.started = Counter(
+            "grpc_server_started_total", "Total number of RPCs started on the server.",
+            _LABELS, registry=registry)
+        self.handled = Counter(
+            "grpc_server_handled_total",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            (*_LABELS, "grpc_code"), registry=registry)
+        self.received = Counter(
+            "grpc_server_msg_received_total", "Total number of RPC stream messages received on the server.",
+            _LABELS, registry=registry)
+        self.sent = Counter(
+            "grpc_server_msg_sent_total", "Total number of gRPC stream messages sent by the server.",
+            _LABELS, registry=registry)
+        self.handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level "
+            "handled by the server.",
+            _LABELS, buckets=HANDLING_BUCKETS, registry=registry)
+        self.health_success = Counter(
+            "etcd_server_health_success", "The total number of successful health checks",
+            registry=registry)
+        self.health_failures = Counter(
+            "etcd_server_health_failures", "The total number of failed health checks",
+            registry=registry)
+        registry.register(MemberCollector(ctx, version))
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+
+    def interceptor(self) -> grpc.ServerInterceptor:
+        return MetricsInterceptor(self)
+
+    def _done(self, labels: tuple[str, str, str], code: grpc.StatusCode | None, began: float) -> None:
+        self.handled.labels(*labels, GO_CODE_NAMES.get(code, "Unknown")).inc()
+        self.handling.labels(*labels).observe(time.perf_counter() - began)
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Wraps every method's handler to count and time its calls."""
+
+    def __init__(self, metrics: ServerMetrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        service, _, method = handler_call_details.method.lstrip("/").partition("/")
+        if handler.request_streaming and handler.response_streaming:
+            kind, inner, make = "bidi_stream", handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        elif handler.request_streaming:
+            kind, inner, make = "client_stream", handler.stream_unary, grpc.stream_unary_rpc_method_handler
+        elif handler.response_streaming:
+            kind, inner, make = "server_stream", handler.unary_stream, grpc.unary_stream_rpc_method_handler
+        else:
+            kind, inner, make = "unary", handler.unary_unary, grpc.unary_unary_rpc_method_handler
+        labels = (kind, service, method)
+        if handler.response_streaming:
+            behavior = self._streaming(labels, inner, handler.request_streaming)
+        else:
+            behavior = self._unary(labels, inner, handler.request_streaming)
+        return make(behavior, request_deserializer=handler.request_deserializer,
+                    response_serializer=handler.response_serializer)
+
+    def _requests(self, labels, requests: Iterator) -> Iterator:
+        received = self._metrics.received.labels(*labels)
+        for request in requests:
+            received.inc()
+            yield request
+
+    def _unary(self, labels, inner: Callable, request_streaming: bool) -> Callable:
+        metrics = self._metrics
+
+        def behavior(request, context):
+            metrics.started.labels(*labels).inc()
+            if request_streaming:
+                request = self._requests(labels, request)
+            else:
+                metrics.received.labels(*labels).inc()
+            began = time.perf_counter()
+            try:
+                response = inner(request, context)
+            except BaseException:
+                metrics._done(labels, _outcome(context, grpc.StatusCode.UNKNOWN), began)
+                raise
+            metrics._done(labels, _outcome(context, grpc.StatusCode.OK), began)
+            metrics.sent.labels(*labels).inc()
+            return response
+
+        return behavior
+
+    def _streaming(self, labels, inner: Callable, request_streaming: bool) -> Callable:
+        metrics = self._metrics
+
+        def behavior(request, context):
+            metrics.started.labels(*labels).inc()
+            if request_streaming:
+                request = self._requests(labels, request)
+            else:
+                metrics.received.labels(*labels).inc()
+            began = time.perf_counter()
+            sent = metrics.sent.labels(*labels)
+            code = grpc.StatusCode.UNKNOWN
+            try:
+                for response in inner(request, context):
+                    sent.inc()
+                    yield response
+                code = _outcome(context, grpc.StatusCode.OK)
+            except GeneratorExit:
+                code = _outcome(context, grpc.StatusCode.CANCELLED)  # the caller left mid-stream
+                raise
+            except BaseException:
+                code = _outcome(context, grpc.StatusCode.UNKNOWN)
+                raise
+            finally:
+                metrics._done(labels, code, began)
+
+        return behavior
+
+
+def _outcome(context: grpc.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
+    """The status a call ended with: the one the servicer set; else, when the
+    call is already over (the caller canceled or its deadline passed), that;
+    else ``default``."""
+    code = context.code()
+    if code is not None:
+        return code
+    if not context.is_active():
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return grpc.StatusCode.CANCELLED
+    return default
+
+
+class MemberCollector:
+    """The member's Raft and MVCC state, read at every scrape."""
+
+    def __init__(self, ctx: ServerContext, version: str) -> None:
+        self._ctx = ctx
+        self._version = version
+
+    def describe(self):
+        return []  # unknown until collected: do not collect at registration
+
+    def collect(self):
+        ctx = self._ctx
+        try:
+            status = ctx.kv.status()
+        except Exception as e:  # a stopping member: report what does not need it
+            log.debug("metrics: no status error=%s", e)
+            status = None
+        member = getattr(ctx.kv, "member", None)
+
+        def gauge(name: str, doc: str, value: float, **labels: str) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, doc, labels=list(labels))
+            family.add_metric(list(labels.values()), value)
+            return family
+
+        yield gauge("etcd_server_version", "Which version is running. 1 for 'server_version' label "
+                    "with current version.", 1, server_version=self._version)
+        yield gauge("etcd_server_id", "Server or member ID in hexadecimal format. 1 for "
+                    "'server_id' label with current ID.", 1, server_id=format(ctx.member_id, "x"))
+        if status is None:
+            return
+        committed = getattr(member, "commit_index", status.raft_index)
+        applied = getattr(member, "applied_index", status.raft_index)
+        yield gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, "
+                    "0 is not.", 1 if status.leader else 0)
+        yield gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, "
+                    "0 otherwise.", 1 if status.leader and status.leader == ctx.member_id else 0)
+        yield gauge("etcd_server_proposals_committed_total",
+                    "The total number of consensus proposals committed.", committed)
+        yield gauge("etcd_server_proposals_applied_total",
+                    "The total number of consensus proposals applied.", applied)
+        yield gauge("raftkv_server_raft_term", "The Raft term this member is in.", status.raft_term)
+        leader = GaugeMetricFamily(
+            "raftkv_server_leader_info", "The member this one follows (or is): 1 for the "
+            "'leader_id' label with the leader's ID in hexadecimal; no sample without a leader.",
+            labels=["leader_id"])
+        if status.leader:
+            leader.add_metric([format(status.leader, "x")], 1)
+        yield leader
+        yield gauge("etcd_debugging_mvcc_watcher_total", "Total number of watchers.",
+                    status.watcher_count)
+        yield gauge("etcd_debugging_mvcc_keys_total", "Total number of keys.", status.key_count)
+        yield gauge("etcd_debugging_mvcc_current_revision",
+                    "The current revision of store.", status.revision)
+        yield gauge("etcd_debugging_mvcc_compact_revision",
+                    "The revision of the last compaction in store.", status.compact_revision)
+        yield gauge("raftkv_server_lease_count", "Leases currently granted.", status.lease_count)
