@@ -133,3 +133,17 @@ class NotSupported(RaftKVError):
 class NotLeader(RaftKVError):
     message = "etcdserver: not leader"
     grpc_code = "FAILED_PRECONDITION"
+
+
+class NotSupportedForLearner(Unavailable):
+    message = "etcdserver: rpc not supported for learner"
+
+
+class MemberNotLearner(RaftKVError):
+    message = "etcdserver: can only promote a learner member"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class LearnerNotReady(RaftKVError):
+    message = "etcdserver: can only promote a learner member which is in sync with leader"
+    grpc_code = "FAILED_PRECONDITION"

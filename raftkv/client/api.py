@@ -47,6 +47,7 @@ class Status:
     key_count: int
     lease_count: int
     watcher_count: int
+    is_learner: bool = False
 
 
 @dataclass

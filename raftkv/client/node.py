@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 from collections.abc import Callable
@@ -11,10 +12,13 @@ from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.client.embedded import EmbeddedWatch
 from raftkv.errors import (
+    LearnerNotReady,
     LeaseNotFound,
     MemberBadURLs,
     MemberNotFound,
+    MemberNotLearner,
     NotLeader,
+    NotSupportedForLearner,
     PeerURLExists,
     StoreClosed,
     Unhealthy,
@@ -35,15 +39,49 @@ class Node(KVClient):
     reads are linearizable (after a ReadIndex barrier) unless ``serializable``.
     """
 
+    LEARNER_MARKER = "learner"  # a file in the data dir: this member is a learner
+
     def __init__(self, address: str, peers: list[str], data_dir: str,
                  config: MemberConfig | None = None, *, name: str = "",
-                 client_urls: list[str] | None = None) -> None:
+                 client_urls: list[str] | None = None, learner: bool = False) -> None:
+        """A member at peer ``address`` of the cluster ``peers``. With
+        ``learner`` (or if it was started as one before) it joins as a
+        learner: it follows the log without voting until promoted."""
         self.address = address
-        self._member = RaftMember(address, peers, data_dir, config)
+        self._peers = list(peers)
+        self._data_dir = data_dir
+        self._config = config
+        os.makedirs(data_dir, exist_ok=True)
+        marker = os.path.join(data_dir, self.LEARNER_MARKER)
+        if learner and not os.path.exists(marker):
+            open(marker, "w").close()
+        self._member = RaftMember(address, peers, data_dir, config, learner=os.path.exists(marker))
         self._closed = threading.Event()
         self._attributes = {"address": address, "name": name, "peer_urls": [f"http://{address}"],
                             "client_urls": list(client_urls or [])}
         threading.Thread(target=self._publish_attributes, name="raftkv-publish", daemon=True).start()
+        if self._member.learner:
+            threading.Thread(target=self._await_promotion, name="raftkv-promotion", daemon=True).start()
+
+    @property
+    def is_learner(self) -> bool:
+        return self._member.learner
+
+    def _await_promotion(self) -> None:
+        """A learner becomes a voter by restarting its member as one (pysyncobj's
+        read-only nodes cannot start voting in place)."""
+        old = self._member
+        while not old.promoted.wait(0.5):
+            if self._closed.is_set():
+                return
+        log.info("promoted: restarting as a voting member address=%s", self.address)
+        with old.lock:
+            hub = old.store.watchers
+            for watcher in hub._synced() + list(hub._unsynced):
+                hub.cancel(watcher)
+        old.close()
+        os.remove(os.path.join(self._data_dir, self.LEARNER_MARKER))
+        self._member = RaftMember(self.address, self._peers, self._data_dir, self._config)
 
     def _publish_attributes(self) -> None:
         """Make this member's name and client URLs known to the cluster, as etcd members do."""
@@ -75,6 +113,8 @@ class Node(KVClient):
     def _execute(self, request: object) -> object:
         self._check_open()
         member = self._member
+        if member.learner and not (isinstance(request, RangeRequest) and request.serializable):
+            raise NotSupportedForLearner()  # as etcd: a learner serves serializable reads only
         if isinstance(request, RangeRequest) or (isinstance(request, TxnRequest) and is_read_only(request)):
             if not getattr(request, "serializable", False):
                 member.read_barrier()
@@ -88,6 +128,8 @@ class Node(KVClient):
 
     def lease_keep_alive(self, lease_id: int) -> int:
         self._check_open()
+        if self._member.learner:
+            raise NotSupportedForLearner()
         return self._member.keep_alive(lease_id)
 
     def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL:
@@ -148,6 +190,7 @@ class Node(KVClient):
                 key_count=store.key_count,
                 lease_count=len(store.lessor),
                 watcher_count=len(store.watchers),
+                is_learner=member.learner,
             )
 
     # ---- membership ----------------------------------------------------------------
@@ -157,7 +200,7 @@ class Node(KVClient):
         with member.lock:
             return member.membership.members(member.voting_addresses())
 
-    def member_add(self, peer_urls: list[str]) -> MemberRecord:
+    def member_add(self, peer_urls: list[str], is_learner: bool = False) -> MemberRecord:
         from raftkv.server.serve import ConfigError, host_port
 
         self._check_open()
@@ -168,18 +211,46 @@ class Node(KVClient):
         if len(addresses) != 1:
             raise MemberBadURLs()
         (address,) = addresses
-        if address in self._member.voting_addresses():
+        with self._member.lock:
+            learners = self._member.membership.learners()
+        if address in self._member.voting_addresses() or address in learners:
             raise PeerURLExists()
-        self._member.change_membership(add=address)
-        self._member.publish({"address": address, "peer_urls": list(peer_urls)})
-        return MemberRecord(address, peer_urls=list(peer_urls))
+        if is_learner:
+            # a learner needs no Raft configuration change: it follows as a read-only node
+            self._member.publish({"address": address, "peer_urls": list(peer_urls), "is_learner": True})
+        else:
+            self._member.change_membership(add=address)
+            self._member.publish({"address": address, "peer_urls": list(peer_urls)})
+        return MemberRecord(address, peer_urls=list(peer_urls), is_learner=is_learner)
+
+    def member_promote(self, id_: int) -> None:
+        """Make a learner a voting member (etcd's MemberPromote)."""
+        self._check_open()
+        member = self._member
+        with member.lock:
+            records = {r.id: r for r in member.membership.records.values()}
+        record = records.get(id_)
+        if record is None or not record.is_learner:
+            if record is None and id_ not in {member_id(a) for a in member.voting_addresses()}:
+                raise MemberNotFound()
+            raise MemberNotLearner()
+        if not member.follower_caught_up(record.address):
+            raise LearnerNotReady()
+        member.change_membership(add=record.address)
+        member.publish({"address": record.address, "is_learner": False})
 
     def member_remove(self, id_: int) -> None:
         self._check_open()
         member = self._member
         targets = [a for a in member.voting_addresses() if member_id(a) == id_]
         if not targets:
-            raise MemberNotFound()
+            with member.lock:
+                learner = next((a for a in member.membership.learners() if member_id(a) == id_), None)
+            if learner is None:
+                raise MemberNotFound()
+            # a learner leaves by being forgotten; it stops once it is told
+            member.publish({"address": learner, "is_learner": True, "removed": True})
+            return
         (target,) = targets
         # pysyncobj's leader cannot remove itself: leadership moves first
         if target == member.leader_address:

@@ -24,8 +24,11 @@ from raftkv.errors import (
     LeaseExists,
     LeaseNotFound,
     LeaseProvided,
+    LearnerNotReady,
     LeaseTTLTooLarge,
     MemberNotFound,
+    MemberNotLearner,
+    NotSupportedForLearner,
     NoLeader,
     PeerURLExists,
     RaftKVError,
@@ -57,6 +60,7 @@ log = logging.getLogger(__name__)
 _ERRORS = {cls.message: cls for cls in (
     Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
     LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, MemberNotFound, NoLeader, PeerURLExists,
+    NotSupportedForLearner, MemberNotLearner, LearnerNotReady,
     RequestTimedOut, RequestTooLarge, TooManyOps, TooManyRequests, ValueProvided,
 )}
 
@@ -82,7 +86,7 @@ def _typed(error: grpc.RpcError) -> RaftKVError:
 def _record(member: rpc_pb2.Member) -> MemberRecord:
     address = _target(member.peerURLs[0]) if member.peerURLs else ""
     return MemberRecord(address, name=member.name, peer_urls=list(member.peerURLs),
-                        client_urls=list(member.clientURLs))
+                        client_urls=list(member.clientURLs), is_learner=member.isLearner)
 
 
 def _target(endpoint: str) -> str:
@@ -245,9 +249,13 @@ class Client(KVClient):
     def members(self) -> list[MemberRecord]:
         return [_record(m) for m in self._call("Cluster", "MemberList", rpc_pb2.MemberListRequest()).members]
 
-    def member_add(self, peer_urls: list[str]) -> MemberRecord:
-        added = self._call("Cluster", "MemberAdd", rpc_pb2.MemberAddRequest(peerURLs=peer_urls)).member
+    def member_add(self, peer_urls: list[str], is_learner: bool = False) -> MemberRecord:
+        added = self._call("Cluster", "MemberAdd",
+                           rpc_pb2.MemberAddRequest(peerURLs=peer_urls, isLearner=is_learner)).member
         return _record(added)
+
+    def member_promote(self, id_: int) -> None:
+        self._call("Cluster", "MemberPromote", rpc_pb2.MemberPromoteRequest(ID=id_))
 
     def member_remove(self, id_: int) -> None:
         self._call("Cluster", "MemberRemove", rpc_pb2.MemberRemoveRequest(ID=id_))

@@ -173,8 +173,15 @@ class RaftMember(SyncObj):
         data_dir: str,
         config: MemberConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        learner: bool = False,
     ) -> None:
+        """A voting member at ``self_address``; with ``learner``, a learner:
+        it connects to the voting members as one of pysyncobj's read-only
+        nodes, receives the log, never votes, and is not counted."""
         self.config = config or MemberConfig()
+        self.address = self_address
+        self.learner = learner
+        self.promoted = threading.Event()  # set when a learner learns it may vote
         os.makedirs(data_dir, exist_ok=True)
         self.data_dir = data_dir
         self.lock = threading.RLock()  # guards the store: the tick thread applies, readers read
@@ -198,6 +205,8 @@ class RaftMember(SyncObj):
         self._send_deferred = False
         self._drop_later: list[tuple[float, object]] = []
         self._leader_contact = clock()
+        self._learner_progress: dict[str, tuple[int, float]] = {}
+        self._progress_sent = 0.0
         conf = SyncObjConf(
             journalFile=os.path.join(data_dir, "raft.log"),
             fullDumpFile=os.path.join(data_dir, "snapshot"),
@@ -220,9 +229,15 @@ class RaftMember(SyncObj):
         )
         self.state_machine = StateMachine(self.store, self.membership)
         super().__init__(
-            self_address, [p for p in peer_addresses if p != self_address], conf,
+            None if learner else self_address, [p for p in peer_addresses if p != self_address], conf,
             consumers=[self.state_machine], transportClass=SyncingTransport,
         )
+        # pysyncobj stops ticking once the thread that created it ends; a
+        # member lives until closed, whichever thread started it
+        self._SyncObj__mainThread = threading.main_thread()
+        if not learner:
+            # lets a member that is starting ask whether it is a learner
+            self._SyncObj__transport.setOnUtilityMessageCallback("raftkv_members", self._members_utility)
         # the snapshot must be durable before the log entries it replaces go
         self._journal.before_compaction = lambda: sync_existing_file(conf.fullDumpFile)
         self.addOnTickCallback(self._on_tick)
@@ -342,11 +357,47 @@ class RaftMember(SyncObj):
             return None
         with self.lock:
             self.membership.apply(change)
+        if self.learner and change["address"] == self.address:
+            if change.get("removed"):
+                log.warning("this learner was removed from the cluster address=%s", self.address)
+                self.removed.set()
+            elif change.get("is_learner") is False:
+                self.promoted.set()
         return None
+
+    def follower_caught_up(self, address: str, wait: float = 2.0) -> bool:
+        """Whether a learner has applied at least 90% of this member's log,
+        etcd's condition for promoting it. Learners report every half
+        second, so a report is awaited for up to ``wait`` seconds."""
+        deadline = time.monotonic() + wait
+        while True:
+            reported = self._learner_progress.get(address)
+            if reported is not None and self._clock() - reported[1] <= 3.0 \
+                    and reported[0] >= 0.9 * self.commit_index:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+    def _report_progress(self, now: float) -> None:
+        if now - self._progress_sent < 0.5:
+            return
+        self._progress_sent = now
+        for node in self._voters():
+            self._SyncObj__transport.send(
+                node, {"type": "rk_progress", "address": self.address, "applied": self.applied_index})
+
+    def _members_utility(self, args, callback) -> None:
+        with self.lock:
+            callback(self.membership.to_json(), None)
 
     def _SyncObj__doChangeCluster(self, request, reverse=False):  # noqa: N802 (extends pysyncobj's)
         removing = request[0] == "rem" and not reverse
-        if not removing or request[1] == self.selfNode.id:
+        if not removing and request[1] == self.address and self.learner:
+            # a learner promoted: it becomes a voter by restarting as one
+            self.promoted.set()
+            return False
+        if not removing or request[1] == self.address:
             if not removing:  # an add, or a removal rolled back
                 self._drop_later = [(t, n) for t, n in self._drop_later if n.id != request[1]]
             return SyncObj._SyncObj__doChangeCluster(self, request, reverse)
@@ -372,12 +423,13 @@ class RaftMember(SyncObj):
 
     def _notice_own_removal(self, command: bytes) -> None:
         change = self._SyncObj__parseChangeClusterRequest(command)
-        if change is not None and change[0] == "rem" and change[1] == self.selfNode.id:
-            log.warning("this member was removed from the cluster address=%s", self.selfNode.id)
+        if change is not None and change[0] == "rem" and change[1] == self.address:
+            log.warning("this member was removed from the cluster address=%s", self.address)
             self.removed.set()
 
     def voting_addresses(self) -> set[str]:
-        return {node.id for node in self._voters()} | {self.selfNode.id}
+        voters = {node.id for node in self._voters()}
+        return voters if self.learner else voters | {self.address}
 
     def change_membership(self, add: str | None = None, remove: str | None = None,
                           timeout: float | None = None) -> None:
@@ -424,7 +476,7 @@ class RaftMember(SyncObj):
             raise RequestTimedOut()
         if outcome[0] != FAIL_REASON.SUCCESS:
             raise error_for_fail_reason(outcome[0])
-        while self.is_leader or self.leader_address in (None, self.selfNode.id):
+        while self.is_leader or self.leader_address in (None, self.address):
             if time.monotonic() > deadline:
                 raise RequestTimedOut()
             time.sleep(0.02)
@@ -698,6 +750,8 @@ class RaftMember(SyncObj):
                 if message["term"] >= self.term:
                     log.warning("removed from the cluster by a peer peer=%s", getattr(node, "id", node))
                     self.removed.set()
+            elif kind == "rk_progress":
+                self._learner_progress[str(message["address"])] = (int(message["applied"]), self._clock())
             elif kind == "rk_transfer":
                 if self.is_leader:
                     self.transferLeadership(None, None)
@@ -739,6 +793,8 @@ class RaftMember(SyncObj):
         self._progress_reads(now)
         self._expire_leases(now)
         self._drop_removed(now)
+        if self.learner:
+            self._report_progress(now)
 
     # ---- lifecycle ---------------------------------------------------------------
 

@@ -23,6 +23,7 @@ class MemberRecord:
     name: str = ""
     peer_urls: list[str] = field(default_factory=list)
     client_urls: list[str] = field(default_factory=list)
+    is_learner: bool = False
 
     @property
     def id(self) -> int:
@@ -35,6 +36,9 @@ class MembershipTable:
 
     def apply(self, change: dict) -> None:
         address = change["address"]
+        if change.get("removed"):
+            self.records.pop(address, None)
+            return
         record = self.records.setdefault(address, MemberRecord(address))
         if "name" in change:
             record.name = change["name"]
@@ -42,17 +46,32 @@ class MembershipTable:
             record.peer_urls = list(change["peer_urls"])
         if "client_urls" in change:
             record.client_urls = list(change["client_urls"])
+        if "is_learner" in change:
+            record.is_learner = bool(change["is_learner"])
 
     def members(self, addresses: set[str]) -> list[MemberRecord]:
-        """Records of the given Raft members, in id order; unknown ones bare."""
+        """Records of the given voting members and of every learner, in id
+        order; voting members with no record yet come bare."""
         found = [self.records.get(a) or MemberRecord(a, peer_urls=[f"http://{a}"]) for a in addresses]
+        found = [r for r in found if not r.is_learner or r.address in addresses]
+        found += [r for r in self.records.values() if r.is_learner and r.address not in addresses]
         return sorted(found, key=lambda r: r.id)
+
+    def learners(self) -> set[str]:
+        return {a for a, r in self.records.items() if r.is_learner}
 
     def snapshot(self) -> list[dict]:
         return [asdict(r) for r in self.records.values()]
 
     def restore(self, data: list[dict]) -> None:
         self.records = {d["address"]: MemberRecord(**d) for d in data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.snapshot())
+
+
+def records_from_json(text: str) -> list[MemberRecord]:
+    return [MemberRecord(**d) for d in json.loads(text)]
 
 
 def encode_change(change: dict) -> bytes:

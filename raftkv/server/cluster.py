@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from raftkv.errors import NotSupported, RaftKVError
+from raftkv.errors import NotSupported
 from raftkv.server.context import ServerContext, grpc_errors
 from raftkv.wire import _fill_header
 
 
-class MemberNotLearner(RaftKVError):
-    message = "etcdserver: can only promote a learner member"
-    grpc_code = "FAILED_PRECONDITION"
-
-
 def _member_pb(record) -> rpc_pb2.Member:
     return rpc_pb2.Member(ID=record.id, name=record.name, peerURLs=record.peer_urls,
-                          clientURLs=record.client_urls)
+                          clientURLs=record.client_urls, isLearner=record.is_learner)
 
 
 class ClusterService(rpc_pb2_grpc.ClusterServicer):
@@ -36,9 +31,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     @grpc_errors
     def MemberAdd(self, request, context):
-        if request.isLearner:
-            raise NotSupported("raftkv: learners are not supported yet")
-        added = self._ctx.kv.member_add(list(request.peerURLs))
+        added = self._ctx.kv.member_add(list(request.peerURLs), is_learner=request.isLearner)
         response = rpc_pb2.MemberAddResponse(member=_member_pb(added), members=self._members())
         self._header(response.header)
         return response
@@ -57,4 +50,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     @grpc_errors
     def MemberPromote(self, request, context):
-        raise MemberNotLearner()
+        self._ctx.kv.member_promote(request.ID)
+        response = rpc_pb2.MemberPromoteResponse(members=self._members())
+        self._header(response.header)
+        return response

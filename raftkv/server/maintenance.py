@@ -56,6 +56,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             raftTerm=status.raft_term,
             raftAppliedIndex=getattr(member, "applied_index", status.raft_index),
             dbSizeInUse=0,
+            isLearner=status.is_learner,
         )
         if not status.leader:
             response.errors.append(NoLeader.message)  # as etcd reports it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import ssl
 import threading
@@ -74,6 +75,26 @@ def cluster_id(members: dict[str, str]) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
+def joining_as_learner(address: str, peers, secret: str | None, timeout: float = 2.0) -> bool:
+    """Ask the running members whether ``address`` was added as a learner
+    (``etcdctl member add --learner``): it then joins without voting."""
+    from pysyncobj.utility import TcpUtility, UtilityException
+
+    from raftkv.raft.membership import records_from_json
+
+    for peer in peers:
+        if peer == address:
+            continue
+        try:
+            answer = TcpUtility(password=secret, timeout=timeout).executeCommand(peer, ["raftkv_members"])
+            records = records_from_json(answer)
+        except (UtilityException, ValueError, TypeError, KeyError) as e:
+            log.info("could not ask a peer about membership peer=%s error=%s", peer, e)
+            continue
+        return any(r.address == address and r.is_learner for r in records)
+    return False
+
+
 class Member:
     """A running member: the Raft node and its gRPC server."""
 
@@ -97,8 +118,11 @@ class Member:
             limits=StoreLimits(max_request_bytes=config.max_request_bytes),
         )
         client_urls = config.advertise_client_urls or config.listen_client_urls
+        learner = False
+        if config.initial_cluster_state == "existing" and not os.path.exists(os.path.join(data_dir, "raft.log")):
+            learner = joining_as_learner(self.peer_address, members.values(), config.peer_secret)
         self.node = Node(self.peer_address, list(members.values()), data_dir, member_config,
-                         name=config.name, client_urls=client_urls)
+                         name=config.name, client_urls=client_urls, learner=learner)
         self.context = ServerContext(
             kv=self.node,
             cluster_id=cluster_id(members),

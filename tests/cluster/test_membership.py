@@ -141,3 +141,55 @@ def _get_serializable(cluster, index, key):
     except Exception:
         return None
     return kv.value if kv else None
+
+
+def test_a_learner_follows_without_voting_and_is_promoted(cluster, tmp_path):
+    from raftkv.client.remote import Client
+    from raftkv.errors import NotSupportedForLearner
+
+    client = cluster.client()
+    client.put("x", "1")
+    client_port, peer_port = free_ports(2)
+    peer_url = f"http://127.0.0.1:{peer_port}"
+    added = client.member_add([peer_url], is_learner=True)
+    assert added.is_learner
+    log = open(tmp_path / "learner.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "raftkv", "serve", "--name", "L", "--data-dir", str(tmp_path / "L"),
+         "--listen-client-urls", f"http://127.0.0.1:{client_port}", "--listen-peer-urls", peer_url,
+         "--initial-cluster", cluster.initial_cluster + f",L={peer_url}",
+         "--initial-cluster-state", "existing"],
+        stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with Client([f"127.0.0.1:{client_port}"], timeout=3) as learner:
+            assert wait_for(lambda: _serializable(learner, "x")) == b"1"
+            listed = {m.id: m for m in client.members()}
+            assert listed[added.id].is_learner and listed[added.id].name == "L"
+            with pytest.raises(NotSupportedForLearner):
+                learner.put("y", "2")
+            # three voters still decide alone: losing one of them keeps the cluster writable
+            cluster.kill(next(i for i in range(3) if i != cluster.leader_index()))
+            client.put("z", "3")
+            assert wait_for(lambda: _serializable(learner, "z")) == b"3"
+
+            client.member_promote(added.id)
+            assert not {m.id: m for m in client.members()}[added.id].is_learner
+            def writable():
+                try:
+                    return learner.put("y", "2").revision
+                except Exception:
+                    return None
+            assert wait_for(writable, timeout=30)
+            assert client.get("y").value == b"2"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        log.close()
+
+
+def _serializable(client, key):
+    try:
+        kv = client.get(key, serializable=True)
+    except Exception:
+        return None
+    return kv.value if kv else None
