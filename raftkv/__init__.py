@@ -8,6 +8,13 @@
 
 __version__ = "0.1.0"
 
+import os as _os  # noqa: E402
+
+# A member forks to write Raft snapshots while gRPC threads run. gRPC's fork
+# handlers make such children crash now and then (SIGSEGV, seen here); the
+# child never uses gRPC, so the handlers are not needed. Read at grpc import.
+_os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from raftkv import errors  # noqa: E402
 from raftkv.client import ops  # noqa: E402
 from raftkv.client.api import KVClient, Lease, LeaseTTL, Status, TxnBuilder, Watch  # noqa: E402

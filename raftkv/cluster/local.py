@@ -38,6 +38,17 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+def _thread_states(pid: int) -> list[str]:
+    states = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/stat") as f:
+                states.append(f.read().rsplit(")", 1)[1].split()[0])
+        except OSError:
+            continue
+    return states
+
+
 @dataclass
 class MemberProcess:
     name: str
@@ -132,8 +143,16 @@ class LocalCluster:
                 os.killpg(member.process.pid, signal.SIGKILL)
             member.process.wait(timeout=10)
 
-    def pause(self, index: int) -> None:
-        os.killpg(self.members[index].process.pid, signal.SIGSTOP)
+    def pause(self, index: int, timeout: float = 5.0) -> None:
+        """SIGSTOP the member and wait until every one of its threads stopped
+        (a group stop is asynchronous: until then some threads still run)."""
+        pid = self.members[index].process.pid
+        os.killpg(pid, signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        while not all(state in ("T", "t") for state in _thread_states(pid)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.members[index].name} did not stop")
+            time.sleep(0.002)
 
     def resume(self, index: int) -> None:
         os.killpg(self.members[index].process.pid, signal.SIGCONT)

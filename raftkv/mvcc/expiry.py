@@ -30,6 +30,9 @@ class LeaseDeadlines:
     def __contains__(self, lease_id: int) -> bool:
         return lease_id in self._deadline
 
+    def ids(self) -> list[int]:
+        return list(self._deadline)
+
     def start(self, lease_id: int, ttl: int, now: float) -> None:
         """Begin the lease (or give it its full TTL again) from ``now``."""
         deadline = now + ttl

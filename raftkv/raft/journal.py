@@ -95,6 +95,10 @@ class DurableJournal:
         self._end += len(record)
 
     def clear(self) -> None:
+        # pysyncobj clears the log when it installs a snapshot from the
+        # leader: the snapshot must be durable before the log is gone
+        if self.before_compaction is not None:
+            self.before_compaction()
         self._truncate_at(0)
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)

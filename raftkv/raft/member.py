@@ -116,10 +116,12 @@ class _DeferredSnapshot:
 class StateMachine(SyncObjConsumer):
     """What a Raft snapshot holds: the KV store's replicated state."""
 
-    def __init__(self, store: KVStore, membership: MembershipTable) -> None:
+    def __init__(self, store: KVStore, membership: MembershipTable,
+                 on_restore: Callable[[], None]) -> None:
         super().__init__()
         self.store = store
         self.membership = membership
+        self._on_restore = on_restore
 
     def _serialize(self):
         return _DeferredSnapshot(self)
@@ -127,6 +129,7 @@ class StateMachine(SyncObjConsumer):
     def _deserialize(self, data):
         self.store.restore(data["store"])
         self.membership.restore(data.get("members", []))
+        self._on_restore()
 
 
 @dataclass
@@ -227,7 +230,7 @@ class RaftMember(SyncObj):
             commandsWaitLeader=True,
             onStateChanged=self._on_state_changed,
         )
-        self.state_machine = StateMachine(self.store, self.membership)
+        self.state_machine = StateMachine(self.store, self.membership, self._leases_restored)
         super().__init__(
             None if learner else self_address, [p for p in peer_addresses if p != self_address], conf,
             consumers=[self.state_machine], transportClass=SyncingTransport,
@@ -698,6 +701,8 @@ class RaftMember(SyncObj):
         with self.lock:
             if lease_id not in self.store.lessor or lease_id in self._revoking:
                 return None, LeaseNotFound()
+            if lease_id not in self.deadlines:  # never happens unless state was restored oddly
+                self.deadlines.start(lease_id, self.store.lessor.get(lease_id).ttl, self._clock())
             ttl = self.deadlines.renew(lease_id, self._clock())
             return (None, LeaseNotFound()) if ttl is None else (ttl, None)
 
@@ -710,6 +715,16 @@ class RaftMember(SyncObj):
             self._revoking.add(lease_id)
             log.info("lease expired lease_id=%x", lease_id)
             self._applyCommand(encode_request(LeaseRevokeRequest(lease_id)), None, COMMAND_TYPE)
+
+    def _leases_restored(self) -> None:
+        """After a snapshot replaced the state: every lease in it starts a full
+        TTL (as etcd's leases do when a member recovers), none other is tracked."""
+        now = self._clock()
+        with self.lock:
+            for lease_id in [i for i in self.deadlines.ids() if i not in self.store.lessor]:
+                self.deadlines.remove(lease_id)
+            for lease in self.store.lessor.leases():
+                self.deadlines.start(lease.id, lease.ttl, now)
 
     def _on_state_changed(self, old_state: int, new_state: int) -> None:
         if new_state == _STATE_LEADER:

@@ -83,8 +83,11 @@ class DurableFile:
         if _shadow_root():
             shadow = _shadow_path(self.path)
             os.makedirs(os.path.dirname(shadow), exist_ok=True)
-            with open(shadow, "wb") as f:
+            # replace, never rewrite in place: a kill mid-copy must leave the
+            # previous synced image, not a truncated one
+            with open(shadow + ".copy", "wb") as f:
                 f.write(self.read_all())
+            os.replace(shadow + ".copy", shadow)
 
     def close(self) -> None:
         if self._fd >= 0:
