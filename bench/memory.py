@@ -51,6 +51,7 @@ def measure(keys: int, value_size: int) -> dict:
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0] - heap_before
     tracemalloc.stop()
+    del store
     key_size = len(b"/bench/key/%010d" % 0)
     return {
         "benchmark": "memory",

@@ -3,7 +3,6 @@ them from its backend by revision; compaction deletes what it need not keep)."""
 
 from __future__ import annotations
 
-import pytest
 
 from raftkv.mvcc import CompactionRequest, DeleteRangeRequest, KVStore, PutRequest
 from raftkv.mvcc.history import History
