@@ -46,6 +46,8 @@ class DurableJournal:
         self._meta = self._load_meta()
         self._meta_dirty = False
         self.before_compaction = None  # called before entries covered by a snapshot are dropped
+        self._pending = bytearray()
+        self._pending_offset = 0
         self._load()
 
     # ---- loading ------------------------------------------------------------
@@ -87,11 +89,19 @@ class DurableJournal:
 
     def add(self, command: bytes, idx: int, term: int) -> None:
         command = bytes(command)
-        record = _HEADER.pack(len(command), idx, term, _crc(idx, term, command)) + command
-        self._file.append(record, self._end)
+        if not self._pending:
+            self._pending_offset = self._end
+        self._pending += _HEADER.pack(len(command), idx, term, _crc(idx, term, command))
+        self._pending += command
         self._offsets.append(self._end)
         self._entries.append((command, idx, term))
-        self._end += len(record)
+        self._end = self._pending_offset + len(self._pending)
+
+    def _write_pending(self) -> None:
+        """Entries are buffered until the group is synced: one write, one fsync."""
+        if self._pending:
+            self._file.append(bytes(self._pending), self._pending_offset)
+            self._pending.clear()
 
     def clear(self) -> None:
         # pysyncobj clears the log when it installs a snapshot from the
@@ -108,6 +118,7 @@ class DurableJournal:
         """Drop the first ``entryTo`` entries (they are in a snapshot now)."""
         if self.before_compaction is not None:
             self.before_compaction()
+        self._pending.clear()  # the rewrite below covers every entry
         kept = self._entries[entryTo:]
         body = bytearray(MAGIC)
         offsets = []
@@ -128,7 +139,7 @@ class DurableJournal:
         return len(self._entries)
 
     def _destroy(self) -> None:
-        self.sync()
+        self.sync()  # writes what is buffered
         self._file.close()
 
     def flush(self) -> None:
@@ -163,14 +174,16 @@ class DurableJournal:
     # ---- durability -----------------------------------------------------------
 
     def sync(self) -> None:
-        """Make every entry written so far durable (one fsync for the group)."""
+        """Make every entry added so far durable (one write and one fsync for the group)."""
+        self._write_pending()
         self._file.sync()
 
     @property
     def unsynced(self) -> bool:
-        return self._file.dirty
+        return bool(self._pending) or self._file.dirty
 
     def _truncate_at(self, position: int) -> None:
+        self._write_pending()
         offset = self._offsets[position] if position < len(self._offsets) else self._end
         if position == 0:
             offset = len(MAGIC)

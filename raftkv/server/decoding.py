@@ -42,8 +42,18 @@ def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
 
 
 class EtcdDecodeErrors(grpc.ServerInterceptor):
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
+
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            wrapped = self._wrap(continuation(handler_call_details))
+            if wrapped is not None:
+                self._wrapped[handler_call_details.method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler):
         if handler is None or handler.request_deserializer is None:
             return handler
         decode = handler.request_deserializer

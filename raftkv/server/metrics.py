@@ -105,9 +105,17 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
     def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is None:
+            wrapped = self._wrap(continuation(handler_call_details), handler_call_details)
+            if wrapped is not None:
+                self._wrapped[handler_call_details.method] = wrapped
+        return wrapped
+
+    def _wrap(self, handler, handler_call_details):
         if handler is None:
             return None
         service, _, method = handler_call_details.method.lstrip("/").partition("/")
@@ -136,12 +144,16 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     def _unary(self, labels, inner: Callable, request_streaming: bool) -> Callable:
         metrics = self._metrics
 
+        started = metrics.started.labels(*labels)
+        received = metrics.received.labels(*labels)
+        sent = metrics.sent.labels(*labels)
+
         def behavior(request, context):
-            metrics.started.labels(*labels).inc()
+            started.inc()
             if request_streaming:
                 request = self._requests(labels, request)
             else:
-                metrics.received.labels(*labels).inc()
+                received.inc()
             began = time.perf_counter()
             try:
                 response = inner(request, context)
@@ -149,7 +161,7 @@ class MetricsInterceptor(grpc.ServerInterceptor):
                 metrics._done(labels, _outcome(context, grpc.StatusCode.UNKNOWN), began)
                 raise
             metrics._done(labels, _outcome(context, grpc.StatusCode.OK), began)
-            metrics.sent.labels(*labels).inc()
+            sent.inc()
             return response
 
         return behavior
