@@ -4,6 +4,7 @@ import click
 
 from bench.cluster import cluster_put
 from bench.memory import memory
+from bench.scenarios import compare, matrix, run
 from bench.snapshot_stall import snapshot_stall
 
 
@@ -15,6 +16,9 @@ def main() -> None:
 main.add_command(memory)
 main.add_command(cluster_put)
 main.add_command(snapshot_stall)
+main.add_command(run)
+main.add_command(compare)
+main.add_command(matrix)
 
 if __name__ == "__main__":
     main()

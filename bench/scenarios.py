@@ -1,0 +1,152 @@
+"""``python -m bench run``, ``compare`` and ``matrix``: scenarios with faults and checks.
+
+    python -m bench run --system raftkv --nodes 3 --workload put --clients 64 \\
+        --duration 30 --fault kill-leader --out results/
+    python -m bench compare --workload mix --fault kill-leader --out results/
+    python -m bench matrix --out results/          # the full matrix, both systems
+
+Each run writes results/<scenario>.json (and .png when matplotlib is
+installed); see bench/harness.py for what is measured and checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from bench.harness import FAULTS, WORKLOADS, Scenario, run_scenario
+
+
+def _options(f):
+    for option in reversed([
+        click.option("--nodes", default=3, show_default=True),
+        click.option("--workload", type=click.Choice(WORKLOADS), default="mix", show_default=True),
+        click.option("--clients", default=64, show_default=True, help="Threads, one request in flight each."),
+        click.option("--duration", default=30.0, show_default=True, help="Seconds of load."),
+        click.option("--fault", type=click.Choice(FAULTS), default="none", show_default=True),
+        click.option("--keys", default=32, show_default=True, help="Keys the load spreads over."),
+        click.option("--fault-at", type=float, default=None, help="Seconds into the run [a third of it]."),
+        click.option("--fault-delay", default=3.0, show_default=True,
+                     help="Seconds until the killed member restarts / the paused one resumes."),
+        click.option("--timeout", default=2.0, show_default=True, help="Per-request timeout, seconds."),
+        click.option("--watchers", default=2, show_default=True),
+        click.option("--seed", default=1, show_default=True),
+        click.option("--out", default="results", show_default=True, help="Folder for JSON and PNG."),
+        click.option("--quiet", is_flag=True, help="No progress on stderr."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _scenario(system: str, kw: dict) -> Scenario:
+    return Scenario(system=system, nodes=kw["nodes"], workload=kw["workload"], clients=kw["clients"],
+                    duration=kw["duration"], fault=kw["fault"], keys=kw["keys"], fault_at=kw["fault_at"],
+                    fault_delay=kw["fault_delay"], timeout=kw["timeout"], watchers=kw["watchers"],
+                    seed=kw["seed"])
+
+
+def _save(result: dict, out: str, plot_results: list[dict] | None = None, name: str | None = None) -> None:
+    from bench.plot import plot
+
+    os.makedirs(out, exist_ok=True)
+    name = name or result["scenario"]
+    with open(os.path.join(out, f"{result['scenario']}.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    png = plot(plot_results or [result], os.path.join(out, f"{name}.png"))
+    if png:
+        click.echo(f"plot: {png}", err=True)
+
+
+SUMMARY = ["system", "nodes", "workload", "fault", "clients", "duration_s", "ops_per_s", "p50_ms", "p99_ms",
+           "unavailable_s", "time_to_leader_s", "linearizable", "lost_acked_writes", "watch_violations",
+           "converged"]
+
+
+def passed(result: dict) -> bool:
+    return (result["linearizable"] is True and result["lost_acked_writes"] == 0
+            and result["watch_violations"] == 0 and result["converged"])
+
+
+@click.command("run")
+@click.option("--system", type=click.Choice(["raftkv", "etcd"]), default="raftkv", show_default=True)
+@_options
+def run(system: str, **kw) -> None:
+    """One scenario on one system; prints its summary as JSON."""
+    result = run_scenario(_scenario(system, kw), quiet=kw["quiet"])
+    _save(result, kw["out"])
+    click.echo(json.dumps({k: result[k] for k in SUMMARY}))
+    raise SystemExit(0 if passed(result) else 1)
+
+
+ROWS = [("ops_per_s", "higher"), ("p50_ms", "lower"), ("p95_ms", "lower"), ("p99_ms", "lower"),
+        ("unavailable_s", "lower"), ("time_to_leader_s", "lower"), ("watch_delay_p99_ms", "lower"),
+        ("errors", "lower"), ("linearizable", None), ("lost_acked_writes", None),
+        ("watch_violations", None), ("converged", None)]
+
+
+def table(a: dict, b: dict) -> str:
+    """Markdown: each figure for raftkv (a) and etcd (b) and their ratio."""
+    lines = [f"| {a['workload']} / {a['fault']} / {a['nodes']} members / {a['clients']} clients "
+             f"| raftkv | etcd | raftkv/etcd |", "|---|---:|---:|---:|"]
+    for key, _ in ROWS:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool) and y:
+            ratio = f"{x / y:.2f}"
+        else:
+            ratio = ""
+        lines.append(f"| {key} | {x} | {y} | {ratio} |")
+    return "\n".join(lines)
+
+
+@click.command("compare")
+@_options
+def compare(**kw) -> None:
+    """One scenario on raftkv, then on etcd; a side-by-side table with ratios."""
+    results = {}
+    for system in ("raftkv", "etcd"):
+        results[system] = run_scenario(_scenario(system, kw), quiet=kw["quiet"])
+    a, b = results["raftkv"], results["etcd"]
+    name = a["scenario"].replace("raftkv-", "compare-", 1)
+    for r in (a, b):
+        _save(r, kw["out"], plot_results=[a, b], name=name)
+    md = table(a, b)
+    with open(os.path.join(kw["out"], f"{name}.md"), "w") as f:
+        f.write(md + "\n")
+    click.echo(md)
+    raise SystemExit(0 if passed(a) else 1)
+
+
+@click.command("matrix")
+@click.option("--systems", default="raftkv,etcd", show_default=True)
+@click.option("--workloads", default="put,get,mix", show_default=True)
+@click.option("--faults", default="none,kill-leader,kill-follower,pause-leader,restart-all", show_default=True)
+@click.option("--nodes", default=3, show_default=True)
+@click.option("--clients", default=64, show_default=True)
+@click.option("--duration", default=30.0, show_default=True)
+@click.option("--out", default="results", show_default=True)
+@click.option("--quiet", is_flag=True)
+def matrix(systems: str, workloads: str, faults: str, nodes: int, clients: int, duration: float,
+           out: str, quiet: bool) -> None:
+    """Every workload x fault x system; one JSON per run, a table per pair."""
+    all_ok = True
+    for workload in workloads.split(","):
+        for fault in faults.split(","):
+            got = {}
+            for system in systems.split(","):
+                s = Scenario(system=system, nodes=nodes, workload=workload, clients=clients,
+                             duration=duration, fault=fault)
+                got[system] = run_scenario(s, quiet=quiet)
+                _save(got[system], out)
+                click.echo(json.dumps({k: got[system][k] for k in SUMMARY}))
+                if system == "raftkv":
+                    all_ok &= passed(got[system])
+            if "raftkv" in got and "etcd" in got:
+                name = got["raftkv"]["scenario"].replace("raftkv-", "compare-", 1)
+                _save(got["raftkv"], out, plot_results=[got["raftkv"], got["etcd"]], name=name)
+                md = table(got["raftkv"], got["etcd"])
+                with open(os.path.join(out, f"{name}.md"), "w") as f:
+                    f.write(md + "\n")
+                click.echo(md)
+    raise SystemExit(0 if all_ok else 1)
