@@ -1,0 +1,342 @@
+"""etcdctl member/endpoint/snapshot/lock/elect/check perf against raftkv and etcd."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+from interop_tools import ETCD_BIN, ETCD_MISSING, Session, identify, run_both
+
+pytestmark = pytest.mark.timeout(90)
+
+
+# ---------------------------------------------------------------------------
+# member list, endpoint status / health / hashkv
+# ---------------------------------------------------------------------------
+
+
+def test_member_list(pair):
+    def scenario(s: Session):
+        s.ctl("member", "list")
+        s.ctl("member", "list", "-w", "table")
+        r = s.ctl("member", "list", "-w", "json", record=False).ok()
+        doc = r.json()
+        doc["header"].pop("revision", None)
+        s.note("member list -w json minus header.revision", s.norm(json.dumps(doc)))
+    run_both(pair, scenario)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "etcd's MemberList response header has revision 0 (omitted from -w json, 'Revision : 0' "
+    "in -w fields); raftkv fills in the store revision"))
+def test_member_list_header_revision(pair):
+    def scenario(s: Session):
+        s.ctl("put", "a", "1")
+        s.ctl("member", "list", "-w", "json")
+        s.ctl("member", "list", "-w", "fields")
+    run_both(pair, scenario)
+
+
+def test_endpoint_health(pair):
+    def scenario(s: Session):
+        s.ctl("endpoint", "health")
+        s.ctl("endpoint", "health", "-w", "table")
+        r = s.ctl("endpoint", "health", "-w", "json", record=False).ok()
+        health = r.json()
+        for h in health:
+            h.pop("took")
+        s.note("endpoint health -w json minus took", s.norm(json.dumps(health)))
+    run_both(pair, scenario)
+
+
+def status_json(s: Session) -> dict:
+    r = s.ctl("endpoint", "status", "-w", "json", record=False).ok()
+    (status,) = r.json()
+    return status
+
+
+def test_endpoint_status(pair):
+    """Fields that must agree; raft index and term legitimately differ (etcd logs conf changes)."""
+    def scenario(s: Session):
+        s.ctl("put", "a", "1")
+        st = status_json(s)
+        inner = st["Status"]
+        s.note("endpoint", s.norm(st["Endpoint"]))
+        s.note("header", s.norm(json.dumps({k: v for k, v in inner["header"].items() if k != "raft_term"})))
+        s.note("version", inner["version"])
+        s.note("leader is this member", inner["leader"] == inner["header"]["member_id"])
+        s.note("raftAppliedIndex == raftIndex", inner.get("raftAppliedIndex") == inner.get("raftIndex"))
+        s.note("raftTerm >= 1", inner["raftTerm"] >= 1)
+        s.note("fields", sorted(k for k in inner if k not in ("dbSize", "dbSizeInUse")))
+        r = s.ctl("endpoint", "status", record=False).ok()
+        cols = [c.strip() for c in r.out.strip().split(",")]
+        s.note("simple columns", [s.norm(cols[0]), s.norm(cols[1]), cols[2], cols[4], cols[5], len(cols)])
+        r = s.ctl("endpoint", "status", "-w", "table", record=False).ok()
+        s.note("table header", s.norm(r.out.splitlines()[1]))
+    run_both(pair, scenario)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "raftkv's Maintenance.Status reports dbSize=0 and dbSizeInUse=0 (etcd: the backend file "
+    "size, 20 kB for an empty store); etcdctl shows '0 B' in the DB SIZE column"))
+def test_endpoint_status_db_size(pair):
+    for server in (pair.etcd, pair.raftkv):
+        s = Session(server, identify(server))
+        inner = status_json(s)["Status"]
+        assert inner.get("dbSize", 0) > 0, (server.kind, inner)
+        assert inner.get("dbSizeInUse", 0) > 0, (server.kind, inner)
+
+
+def hashkv(s: Session, *extra: str) -> int:
+    r = s.ctl("endpoint", "hashkv", *extra, "-w", "json", record=False).ok()
+    (entry,) = r.json()
+    return entry["HashKV"]["hash"]
+
+
+def hashkv_scenario(s: Session) -> None:
+    s.ctl("put", "a", "1")
+    s.ctl("put", "b", "2")
+    r = s.ctl("endpoint", "hashkv", record=False)
+    s.note("endpoint hashkv rc", r.rc)
+    s.note("endpoint hashkv output shape", s.norm(re.sub(r", \d+\n", ", <HASH>\n", r.out)) + s.norm(r.err))
+    h1 = hashkv(s)
+    s.note("same data, same hash", hashkv(s) == h1)
+    s.ctl("put", "c", "3")
+    h2 = hashkv(s)
+    s.note("a write changes the hash", h2 != h1)
+    s.note("--rev=3 gives the earlier hash", hashkv(s, "--rev=3") == h1)
+    r = s.ctl("endpoint", "hashkv", "-w", "json", record=False).ok()
+    entry = r.json()[0]["HashKV"]
+    s.note("hashkv json fields", sorted(entry))
+    s.note("hashkv header revision / compact_revision",
+           (entry["header"]["revision"], entry.get("compact_revision", 0)))
+    s.ctl("compaction", "3")
+    r = s.ctl("endpoint", "hashkv", "-w", "json", record=False).ok()
+    s.note("compact_revision after compaction 3", r.json()[0]["HashKV"].get("compact_revision", 0))
+    s.ctl("endpoint", "hashkv", "--rev=2")     # below the compaction: error
+
+
+def test_endpoint_hashkv(pair):
+    """hashkv works and behaves like etcd's (same data same hash, --rev, fields); values aside."""
+    run_both(pair, hashkv_scenario)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "raftkv's HashKV value is its own: etcd's is crc32 (Castagnoli) over the backend's "
+    "revision keys and marshalled KeyValues, a pure function of the MVCC history, so equal "
+    "histories give equal hashes on etcd (1827592406 after put a 1; put b 2) but not on raftkv"))
+def test_endpoint_hashkv_value_matches_etcd(pair):
+    def scenario(s: Session):
+        s.ctl("put", "a", "1")
+        s.ctl("put", "b", "2")
+        s.ctl("endpoint", "hashkv")
+        s.ctl("endpoint", "hashkv", "--rev=2")
+    run_both(pair, scenario)
+
+
+# ---------------------------------------------------------------------------
+# other maintenance commands
+# ---------------------------------------------------------------------------
+
+
+MAINTENANCE = {
+    "alarm list": ["alarm", "list"],
+    "defrag": ["defrag"],
+    "user list": ["user", "list"],
+    "role list": ["role", "list"],
+    "auth disable": ["auth", "disable"],
+}
+
+
+@pytest.mark.parametrize("name", list(MAINTENANCE))
+def test_other_maintenance_commands(pair, name, request):
+    """Commands outside the brief's core set: recorded for the report, xfail where raftkv lacks them."""
+    args = MAINTENANCE[name]
+    rk = pair.raftkv.ctl(*args)
+    if rk.rc != 0:
+        request.node.add_marker(pytest.mark.xfail(
+            strict=True, reason=f"raftkv: etcdctl {' '.join(args)} fails: {rk.err.strip()}"))
+    run_both(pair, lambda s: s.ctl(*args))
+
+
+def test_move_leader_single_member(pair):
+    """move-leader to the only member (itself): etcd's answer, and raftkv's."""
+    def scenario(s: Session):
+        mid = status_json(s)["Status"]["header"]["member_id"]
+        s.ctl("move-leader", format(mid, "x"))
+        s.ctl("move-leader", "123")
+    run_both(pair, scenario)
+
+
+def test_version_and_json_status_version(pair):
+    def scenario(s: Session):
+        s.ctl("version")
+        s.note("server version", status_json(s)["Status"]["version"])
+    run_both(pair, scenario)
+
+
+# ---------------------------------------------------------------------------
+# snapshot save
+# ---------------------------------------------------------------------------
+
+
+def snapshot_save(s: Session, path) -> None:
+    s.ctl("put", "a", "1")
+    s.ctl("put", "b", "2")
+    r = s.ctl("snapshot", "save", str(path), record=False)
+    s.note("snapshot save rc", r.rc)
+    s.note("snapshot save says", r.out.replace(str(path), "<PATH>") + s.norm(r.err))
+
+
+def snapshot_status(s: Session, path) -> None:
+    r = s.ctl("snapshot", "status", str(path), "-w", "json", record=False)
+    s.note("snapshot status rc", r.rc)
+    s.note("snapshot status error", r.err)
+    if r.rc == 0:
+        st = r.json()
+        s.note("snapshot status revision", st["revision"])
+        s.note("snapshot status fields", sorted(st))
+
+
+def test_snapshot_save(pair, tmp_path):
+    paths = iter([tmp_path / "etcd.db", tmp_path / "raftkv.db"])
+    run_both(pair, lambda s: snapshot_save(s, next(paths)))
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "etcdctl snapshot status (and restore) cannot read the file saved from raftkv: raftkv's "
+    "Maintenance.Snapshot streams its own format ('raftkv-snapshot\\n' + JSON), not a bbolt "
+    "database; etcdctl says 'Error: invalid database' (snapshot restore panics)"))
+def test_snapshot_status_of_saved_file(pair, tmp_path):
+    """The snapshot etcdctl saves must be a bbolt file that `snapshot status` can read."""
+    def scenario(s: Session):
+        path = tmp_path / f"{s.kind}.db"
+        snapshot_save(s, path)
+        snapshot_status(s, path)
+    run_both(pair, scenario)
+
+
+# ---------------------------------------------------------------------------
+# lock and elect (etcdctl implements both on KV+Lease+Watch: clientv3/concurrency)
+# ---------------------------------------------------------------------------
+
+
+def test_lock_runs_command(pair):
+    def scenario(s: Session):
+        s.ctl("lock", "mylock", "echo", "inside the lock")
+        s.ctl("lock", "--ttl=5", "mylock", "--", "sh", "-c", "echo $ETCD_LOCK_NAME ${ETCD_LOCK_KEY%/*}")
+        s.ctl("lock", "mylock", "false")                 # the command's failure is etcdctl's
+        s.ctl("get", "mylock", "--prefix", "--keys-only")  # released: nothing left
+    run_both(pair, scenario)
+
+
+def test_lock_contention(pair):
+    """A second locker waits until the holder lets go; the lock keys follow etcd's layout."""
+    def scenario(s: Session):
+        with s.bg("lock", "contended") as holder:
+            key = holder.read_lines(1, timeout=10)
+            s.record_lines("holder prints its key", key)
+            with s.bg("lock", "contended", "echo", "second got it") as waiter:
+                s.record_lines("waiter while held", waiter.read_lines(1, timeout=1.0))
+                r = s.ctl("get", "contended", "--prefix", "-w", "json", record=False).ok()
+                kvs = r.json()["kvs"]
+                s.note("lock keys while contended (count, versions, values empty)",
+                       (len(kvs), [kv["version"] for kv in kvs], [kv.get("value", "") for kv in kvs]))
+                # (sorted by key = by lease id: etcd's ids ascend, raftkv's are random, so
+                # compare the set of create revisions, not their order)
+                s.note("create revisions", sorted(kv["create_revision"] for kv in kvs))
+                holder.terminate()
+                s.record_lines("waiter after release", waiter.read_lines(1, timeout=10))
+                waiter.proc.wait(timeout=10)
+                s.note("waiter exit", waiter.proc.returncode)
+        time.sleep(0.2)
+        s.ctl("get", "contended", "--prefix", "--keys-only")
+    run_both(pair, scenario)
+
+
+def test_elect(pair):
+    """Campaign, observe (-l), a second candidate waits, takes over when the leader quits."""
+    def scenario(s: Session):
+        with s.bg("elect", "myelection", "p1") as leader:
+            s.record_lines("leader p1", leader.read_lines(2, timeout=10))
+            with s.bg("elect", "-l", "myelection") as observer:
+                s.record_lines("observer sees", observer.read_lines(2, timeout=10))
+                with s.bg("elect", "myelection", "p2") as second:
+                    s.record_lines("p2 while p1 leads", second.read_lines(1, timeout=1.0))
+                    leader.terminate()
+                    s.record_lines("p2 after p1 resigned", second.read_lines(2, timeout=10))
+                    s.record_lines("observer after", observer.read_lines(2, timeout=10))
+                    second.terminate()
+        s.ctl("elect", "myelection", "-l", "p3")   # proposal with -l: client error
+        s.ctl("elect")
+    run_both(pair, scenario)
+
+
+# ---------------------------------------------------------------------------
+# check perf (slow: 60 s against each server)
+# ---------------------------------------------------------------------------
+
+
+PERF_SKIP = "INTEROP_SKIP_PERF is set (check perf takes a minute per server)"
+
+
+@pytest.fixture
+def quiet(pool):
+    """A claim function for servers with no spares starting in the background (they would
+    compete for the 2 CPUs and skew latencies); everything claimed is released after."""
+    if os.environ.get("INTEROP_SKIP_PERF"):
+        pytest.skip(PERF_SKIP)
+    pool.hold_spares()
+    claimed = []
+
+    def claim(kind):
+        if kind == "etcd" and not os.path.exists(ETCD_BIN):
+            pytest.skip(ETCD_MISSING)
+        server = pool.claim(kind, spare=False)
+        claimed.append(server)
+        return server
+    try:
+        yield claim
+    finally:
+        for server in claimed:
+            pool.release(server)
+
+
+def check_perf(server) -> tuple[int, str]:
+    r = server.ctl("check", "perf", "--load=s", timeout=240)
+    # drop the progress bar (carriage-return redraws) and keep the verdict lines
+    text = (r.out + r.err).replace("\r", "\n")
+    verdict = re.findall(r"(?:PASS|FAIL|Error)\b[^\n]*", text)
+    print(f"\n===== check perf --load=s against {server.kind}: rc={r.rc}\n" + "\n".join(verdict))
+    return r.rc, "\n".join(verdict)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["etcd", "raftkv"])
+def test_check_perf(quiet, kind):
+    """``etcdctl check perf --load=s``: 60 s of 150 writes/s from 50 clients; must PASS."""
+    rc, verdict = check_perf(quiet(kind))
+    assert rc == 0 and verdict.endswith("PASS"), verdict
+
+
+def test_lock_after_holder_crash(pair):
+    """kill -9 of a lock holder: its session lease (--ttl=3) expires and the waiter takes
+    over within the TTL plus lease-expiry slack, on both servers.  (etcdctl 3.4's elect has
+    no --ttl: its 60 s session is too slow for the same test.)"""
+    import signal
+
+    def scenario(s: Session):
+        with s.bg("lock", "--ttl=3", "crashlock") as holder:
+            s.record_lines("holder key", holder.read_lines(1, timeout=10))
+            with s.bg("lock", "crashlock", "echo", "waiter got it") as waiter:
+                s.record_lines("waiter while held", waiter.read_lines(1, timeout=0.5))
+                holder.terminate_with(signal.SIGKILL)
+                start = time.monotonic()
+                s.record_lines("waiter after holder's kill -9", waiter.read_lines(1, timeout=15))
+                waited = time.monotonic() - start
+                s.note("lock taken over within 1..10 s", 1.0 <= waited <= 10.0)
+    run_both(pair, scenario)
