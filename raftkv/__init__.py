@@ -37,13 +37,19 @@ from raftkv.mvcc import (  # noqa: E402
 )
 
 
-def open(limits: StoreLimits | None = None, **options) -> EmbeddedStore:  # noqa: A001
-    """A single-member store in this process, ready at once.
+def open(path: str | None = None, limits: StoreLimits | None = None, **options):  # noqa: A001
+    """A single-member store in this process.
 
-    ``limits`` sets etcd's request limits (max_txn_ops, max_request_bytes,
-    min_lease_ttl); other options are EmbeddedStore's.
+    Without ``path``: in memory, ready at once (an EmbeddedStore; ``options``
+    are its). With ``path``: durable, a one-member raftkv.Node whose data
+    directory is ``path`` — the same code path as a cluster member, so every
+    acknowledged write is fsynced and survives kill -9 and power loss.
     """
-    return EmbeddedStore(limits, **options)
+    if path is None:
+        return EmbeddedStore(limits, **options)
+    from raftkv.client.node import open_durable
+
+    return open_durable(path, limits, **options)
 
 
 def __getattr__(name: str):

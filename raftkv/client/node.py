@@ -294,3 +294,23 @@ class Node(KVClient):
             for watcher in hub._synced() + list(hub._unsynced):
                 hub.cancel(watcher)
         self._member.close()
+
+
+def open_durable(path: str, limits=None, **options) -> Node:
+    """A one-member Node on a loopback port of its own, kept in the data
+    directory so that the member keeps its Raft identity across restarts."""
+    from raftkv.cluster.local import free_ports
+
+    os.makedirs(path, exist_ok=True)
+    address_file = os.path.join(path, "address")
+    try:
+        with open(address_file) as f:
+            address = f.read().strip()
+    except FileNotFoundError:
+        address = f"127.0.0.1:{free_ports(1)[0]}"
+        with open(address_file, "w") as f:
+            f.write(address)
+    config = MemberConfig(limits=limits) if limits is not None else MemberConfig()
+    for name, value in options.items():
+        setattr(config, name, value)
+    return Node(address, [address], path, config)
