@@ -83,6 +83,8 @@ def measure(keys: int, value_size: int) -> dict:
         "baseline_max_ms": round(max(baseline) * 1000, 1),
         "during_snapshot_puts": len(during),
         "during_snapshot_max_ms": round(max(during) * 1000, 1),
+        "during_snapshot_p99_ms": round(sorted(during)[int(len(during) * 0.99)] * 1000, 2),
+        "during_snapshot_over_50ms": sum(1 for x in during if x > 0.05),
     }
 
 

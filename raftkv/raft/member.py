@@ -22,6 +22,7 @@ What this adds to pysyncobj, each through an extension point:
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -122,8 +123,14 @@ class StateMachine(SyncObjConsumer):
         self.store = store
         self.membership = membership
         self._on_restore = on_restore
+        self.frozen = False
 
     def _serialize(self):
+        # pysyncobj forks right after this. Freezing the collector keeps the
+        # parent's garbage collections from touching (and so copying, page by
+        # page) the whole heap the child is still reading.
+        gc.freeze()
+        self.frozen = True
         return _DeferredSnapshot(self)
 
     def _deserialize(self, data):
@@ -799,6 +806,9 @@ class RaftMember(SyncObj):
         # Entries written during this tick become durable before the next
         # tick's commit computation counts the leader's own copy.
         self._sync_journal()
+        if self.state_machine.frozen and not self._SyncObj__serializer._Serializer__pid:
+            self.state_machine.frozen = False  # the snapshot child is done
+            gc.unfreeze()
         if self.is_leader and not self._voters() and self.commit_index < self._SyncObj__getCurrentLogIndex():
             # alone, no reply will wake the next tick: do not wait for the timer
             self._wake()
