@@ -51,7 +51,11 @@ def key_span(
 
 
 def _enum(kind, value):
-    return kind[value.upper()] if isinstance(value, str) else kind(value)
+    try:
+        return kind[value.upper()] if isinstance(value, str) else kind(value)
+    except (KeyError, ValueError):
+        choices = ", ".join(member.name.lower() for member in kind)
+        raise ValueError(f"unknown {kind.__name__} {value!r}: choose one of {choices}") from None
 
 
 def get(
