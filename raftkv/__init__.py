@@ -14,6 +14,9 @@ import os as _os  # noqa: E402
 # handlers make such children crash now and then (SIGSEGV, seen here); the
 # child never uses gRPC, so the handlers are not needed. Read at grpc import.
 _os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+# gRPC's core logs informational lines (a failed TLS handshake, ...) to stderr
+# on its own; raftkv reports errors itself.
+_os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from raftkv import errors  # noqa: E402
 from raftkv.client import ops  # noqa: E402

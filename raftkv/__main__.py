@@ -1,3 +1,3 @@
 from raftkv.cli.main import cli
 
-cli()
+cli(prog_name="raftkv")

@@ -1,4 +1,12 @@
-"""``raftkv``: the command line. Today: an interactive embedded store."""
+"""``raftkv``: the command line.
+
+One command for operators and developers: ``raftkv serve`` runs a member,
+``raftkv cluster up`` a local cluster; the key-value verbs (put, get, del,
+watch, txn, lease, member, endpoint, compact, snapshot, lock, elect) follow
+etcdctl, the object verbs under ``raftkv obj`` follow kubectl. Each verb
+lives in a module of this package; this one holds the group, its global
+flags and the ``serve`` and ``shell`` commands.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ import logging
 import click
 
 import raftkv
+from raftkv.cli.context import RaftkvGroup, root_options
 
 BANNER = """raftkv {version}: a single-member store in this process (nothing is written to disk).
 `kv` is open. Try:
@@ -18,12 +27,29 @@ BANNER = """raftkv {version}: a single-member store in this process (nothing is 
     for event in kv.watch("greeting").events(): print(event)     # Ctrl-C stops
 Ctrl-D leaves."""
 
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-@click.group()
+
+@click.group(cls=RaftkvGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(raftkv.__version__, "--version", prog_name="raftkv")
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@root_options
 def cli(log_level: str) -> None:
-    """raftkv: an etcd-compatible key-value store."""
+    """raftkv: an etcd-compatible key-value store.
+
+    \b
+    A session:
+        raftkv cluster up --size 3                 # three members on 2379, 2381, 2383
+        export RAFTKV_ENDPOINTS=127.0.0.1:2379,127.0.0.1:2381,127.0.0.1:2383
+        raftkv put greeting hello
+        raftkv get greeting -w json
+        raftkv watch greeting                      # in another terminal
+        raftkv obj apply -f app.yaml
+        raftkv obj get deploy,svc -l app=web
+
+    Shell completion: eval "$(raftkv completion bash)" (or zsh, fish).
+    """
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -32,7 +58,7 @@ def _urls(value: str | None) -> list[str] | None:
     return [u.strip() for u in value.split(",") if u.strip()] if value else None
 
 
-@cli.command()
+@cli.command(global_flags=False)
 @click.option("--name", default="default", show_default=True, help="Member name.")
 @click.option("--data-dir", default=None, help="Data directory [default: <name>.raftkv].")
 @click.option("--listen-client-urls", default="http://127.0.0.1:2379", show_default=True)
@@ -94,7 +120,7 @@ def serve(**flags) -> None:
         raise click.ClickException(str(e)) from None
 
 
-@cli.command()
+@cli.command(global_flags=False)
 def shell() -> None:
     """Open an embedded store and a Python console bound to it as `kv`.
 
@@ -103,3 +129,13 @@ def shell() -> None:
     with raftkv.open() as kv:
         code.interact(banner=BANNER.format(version=raftkv.__version__),
                       local={"kv": kv, "raftkv": raftkv}, exitmsg="")
+
+
+def _register() -> None:
+    from raftkv.cli import cluster, completion, concurrency, kv, lease, member, objects, snapshot, watch
+
+    for module in (kv, watch, lease, member, snapshot, concurrency, cluster, objects, completion):
+        module.register(cli)
+
+
+_register()
