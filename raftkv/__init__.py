@@ -40,7 +40,7 @@ from raftkv.mvcc import (  # noqa: E402
 )
 
 
-def open(path: str | None = None, limits: StoreLimits | None = None, **options):  # noqa: A001
+def open(path: str | None = None, *, limits: StoreLimits | None = None, **options):  # noqa: A001
     """A single-member store in this process.
 
     Without ``path``: in memory, ready at once (an EmbeddedStore; ``options``

@@ -62,7 +62,7 @@ def clock():
 @pytest.fixture
 def timed(clock):
     """A store on the fake clock, allowing 1 s leases."""
-    store = raftkv.open(StoreLimits(min_lease_ttl=1), clock=clock)
+    store = raftkv.open(limits=StoreLimits(min_lease_ttl=1), clock=clock)
     yield store
     store.close()
 
@@ -253,7 +253,7 @@ def test_txn_errors(kv):
 
 
 def test_txn_too_many_ops():
-    kv = raftkv.open(StoreLimits(max_txn_ops=2))
+    kv = raftkv.open(limits=StoreLimits(max_txn_ops=2))
     try:
         kv.txn().then(ops.put("a"), ops.put("b")).commit()
         with pytest.raises(errors.TooManyOps):
@@ -322,7 +322,7 @@ def test_lease_grant_attach_time_to_live_and_revoke(timed, clock):
 
 
 def test_lease_ids_ttls_and_errors():
-    kv = raftkv.open(StoreLimits(min_lease_ttl=5))
+    kv = raftkv.open(limits=StoreLimits(min_lease_ttl=5))
     try:
         raised = kv.lease(1)
         assert raised.ttl == 5                      # raised to the minimum
@@ -346,7 +346,7 @@ def test_lease_ids_ttls_and_errors():
 
 def test_expire_leases_revokes_keys_at_the_deadline():
     clock = FakeClock(only_for=threading.current_thread())  # the ticker sees time stand still
-    kv = raftkv.open(StoreLimits(min_lease_ttl=1), clock=clock)
+    kv = raftkv.open(limits=StoreLimits(min_lease_ttl=1), clock=clock)
     try:
         short, long_ = kv.lease(5), kv.lease(8)
         kv.put("short", "v", lease=short)
@@ -418,7 +418,7 @@ def test_lease_context_manager_revokes_when_the_block_raises(kv):
 
 def test_keep_alive_after_the_deadline_does_not_revive_the_lease():
     clock = FakeClock(only_for=threading.current_thread())  # the ticker cannot expire it
-    kv = raftkv.open(StoreLimits(min_lease_ttl=1), clock=clock)
+    kv = raftkv.open(limits=StoreLimits(min_lease_ttl=1), clock=clock)
     try:
         lease = kv.lease(5)
         kv.put("k", "v", lease=lease)
@@ -508,7 +508,7 @@ def test_context_manager_closes():
      "etcdserver: requested lease not found", "NOT_FOUND"),
 ])
 def test_typed_errors(call, error, message, code):
-    kv = raftkv.open(StoreLimits(max_request_bytes=128))
+    kv = raftkv.open(limits=StoreLimits(max_request_bytes=128))
     try:
         with pytest.raises(error) as caught:
             call(kv)
