@@ -177,8 +177,7 @@ class EmbeddedStore(KVClient):
         self._closed.set()
         self._wakeup.set()
         with self._lock:
-            for watcher in list(self._store.watchers._synced()) + list(self._store.watchers._unsynced):
-                self._store.watchers.cancel(watcher)
+            self._store.watchers.cancel_all()
         self._ticker.join(timeout=5)
         log.info("embedded store closed")
 

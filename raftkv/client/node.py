@@ -76,9 +76,7 @@ class Node(KVClient):
                 return
         log.info("promoted: restarting as a voting member address=%s", self.address)
         with old.lock:
-            hub = old.store.watchers
-            for watcher in hub._synced() + list(hub._unsynced):
-                hub.cancel(watcher)
+            old.store.watchers.cancel_all()
         old.close()
         os.remove(os.path.join(self._data_dir, self.LEARNER_MARKER))
         self._member = RaftMember(self.address, self._peers, self._data_dir, self._config)
@@ -290,9 +288,7 @@ class Node(KVClient):
             return
         self._closed.set()
         with self._member.lock:
-            hub = self._member.store.watchers
-            for watcher in hub._synced() + list(hub._unsynced):
-                hub.cancel(watcher)
+            self._member.store.watchers.cancel_all()
         self._member.close()
 
 

@@ -134,6 +134,11 @@ class WatchHub:
         watcher.canceled = True
         watcher._wake()
 
+    def cancel_all(self) -> None:
+        """End every watcher (the store is closing or being replaced)."""
+        for watcher in self._synced() + list(self._unsynced):
+            self.cancel(watcher)
+
     def poll(self, watcher: Watcher) -> list[WatchResponse]:
         """Take everything the watcher has pending, catching up from history
         first when it fell behind and has nothing buffered."""
