@@ -4,7 +4,7 @@ import click
 
 from bench.cluster import cluster_put
 from bench.memory import memory
-from bench.scenarios import compare, matrix, run
+from bench.cli import compare, matrix, run
 from bench.snapshot_stall import snapshot_stall
 
 

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from bench.harness import Scenario, run_scenario, unavailability
-from bench.scenarios import passed, table
+from bench.cli import passed, table
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -66,7 +66,8 @@ SUMMARY = ["system", "nodes", "workload", "fault", "clients", "duration_s", "ops
 
 def passed(result: dict) -> bool:
     return (result["linearizable"] is True and result["lost_acked_writes"] == 0
-            and result["watch_violations"] == 0 and result["converged"])
+            and result["watch_violations"] == 0 and result["converged"]
+            and result.get("workload_violations", 0) == 0)
 
 
 @click.command("run")
