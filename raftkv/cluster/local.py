@@ -57,6 +57,7 @@ class MemberProcess:
     data_dir: str
     log_path: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    joining: bool = False        # added to a running cluster: --initial-cluster-state existing
     process: subprocess.Popen | None = None
 
     @property
@@ -74,8 +75,15 @@ class MemberProcess:
 
 class LocalCluster:
     def __init__(self, size: int, base_dir: str, *, base_port: int | None = None,
-                 extra_args: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 extra_args: list[str] | None = None, env: dict[str, str] | None = None,
+                 wrapper: list[str] | None = None) -> None:
+        """``wrapper`` prefixes every member's command line (e.g. strace
+        injecting fsync delays); it must exec the member in its own process
+        group, as strace does, so that kill and pause reach both."""
         self.base_dir = os.path.abspath(base_dir)
+        self.wrapper = list(wrapper or [])
+        self.retired: list[MemberProcess] = []
+        self._next_index = size
         os.makedirs(self.base_dir, exist_ok=True)
         if base_port is None:
             ports = free_ports(2 * size)
@@ -116,6 +124,31 @@ class LocalCluster:
             *self.extra_args,
         ]
 
+    def _joining_args(self, member: MemberProcess) -> list[str]:
+        return ["--initial-cluster-state", "existing"] if member.joining else []
+
+    def new_member(self) -> MemberProcess:
+        """A member to add to the running cluster (after a member add): its
+        ports and data directory, not yet started."""
+        client_port, peer_port = free_ports(2)
+        name = f"m{self._next_index}"
+        self._next_index += 1
+        member = MemberProcess(name=name, client_port=client_port, peer_port=peer_port,
+                               data_dir=os.path.join(self.base_dir, f"{name}.raftkv"),
+                               log_path=os.path.join(self.base_dir, f"{name}.log"), joining=True)
+        self.members.append(member)
+        return member
+
+    def retire(self, index: int) -> MemberProcess:
+        """Forget a member that was removed from the cluster (stopping it if
+        it still runs): it leaves ``members`` and so every index after it shifts."""
+        member = self.members.pop(index)
+        if member.running:
+            os.killpg(member.process.pid, signal.SIGKILL)
+            member.process.wait(timeout=10)
+        self.retired.append(member)
+        return member
+
     def start(self, timeout: float = 30.0) -> LocalCluster:
         for i in range(len(self.members)):
             self.start_member(i)
@@ -129,7 +162,7 @@ class LocalCluster:
         env = {**os.environ, **self.env, **member.extra_env}
         log_file = open(member.log_path, "ab")
         member.process = subprocess.Popen(
-            self.command(member), stdout=log_file, stderr=subprocess.STDOUT, env=env,
+            [*self.wrapper, *self.command(member)], stdout=log_file, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,
         )
         log_file.close()
@@ -163,7 +196,7 @@ class LocalCluster:
         self.wait_member(index, timeout)
 
     def stop(self) -> None:
-        for member in self.members:
+        for member in self.members + self.retired:
             process = member.process
             if process is None or process.poll() is not None:
                 continue
@@ -173,7 +206,7 @@ class LocalCluster:
             except ProcessLookupError:
                 continue
         deadline = time.monotonic() + 10
-        for member in self.members:
+        for member in self.members + self.retired:
             process = member.process
             if process is None:
                 continue
@@ -254,5 +287,6 @@ class EtcdCluster(LocalCluster):
             "--initial-advertise-peer-urls", member.peer_url,
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-token", os.path.basename(self.base_dir),
+            *self._joining_args(member),
             *self.extra_args,
         ]
