@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from dataclasses import dataclass
 
 import grpc
 
@@ -83,10 +84,23 @@ def _typed(error: grpc.RpcError) -> RaftKVError:
     return RaftKVError(message or str(error.code()))
 
 
-def _record(member: rpc_pb2.Member) -> MemberRecord:
+@dataclass
+class ReportedMember(MemberRecord):
+    """A member as the server reports it: its ID is the server's, whatever
+    scheme the server derives IDs with (etcd's differs from raftkv's)."""
+
+    reported_id: int = 0
+
+    @property
+    def id(self) -> int:
+        return self.reported_id
+
+
+def _record(member: rpc_pb2.Member) -> ReportedMember:
     address = _target(member.peerURLs[0]) if member.peerURLs else ""
-    return MemberRecord(address, name=member.name, peer_urls=list(member.peerURLs),
-                        client_urls=list(member.clientURLs), is_learner=member.isLearner)
+    return ReportedMember(address, name=member.name, peer_urls=list(member.peerURLs),
+                          client_urls=list(member.clientURLs), is_learner=member.isLearner,
+                          reported_id=member.ID)
 
 
 def _target(endpoint: str) -> str:

@@ -295,3 +295,17 @@ def test_cluster3_member_update_promote_learner():
     etcd, raftkv = MEMBERSHIP_RESULTS["etcd"], MEMBERSHIP_RESULTS["raftkv"]
     assert etcd == raftkv, "\n".join(f"{k}:\n  etcd:   {etcd.get(k)}\n  raftkv: {raftkv.get(k)}"
                                      for k in etcd if etcd.get(k) != raftkv.get(k))
+
+
+def test_client_member_ids_are_the_servers_own(etcd_cluster3, raftkv_cluster3):
+    """raftkv.Client reports each member with the ID the server gave it (etcd
+    derives IDs differently from raftkv), so member_remove(m.id) finds it."""
+    from raftkv.client.remote import Client
+
+    for server in (etcd_cluster3, raftkv_cluster3):
+        for ep in server.endpoints:
+            with Client([ep], timeout=5) as c:
+                own = c.status().member_id
+                listed = {m.id: m for m in c.members()}
+                assert own in listed, (server, ep, own, listed)
+                assert any(ep.split("//")[-1] in url for url in listed[own].client_urls)

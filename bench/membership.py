@@ -1,0 +1,62 @@
+"""Membership change under load: a follower removed, a fresh member added in its place.
+
+The same steps an operator takes with etcdctl (member remove, member add, start
+the new member with --initial-cluster-state existing), through etcd's Cluster
+API, so they work on raftkv and on etcd alike."""
+
+from __future__ import annotations
+
+import time
+
+from raftkv.client.remote import Client
+from raftkv.errors import Unavailable
+
+
+def _retrying(change, patience: float = 20.0):
+    """etcd refuses a change until the leader has been connected to enough
+    members for a while ("etcdserver: unhealthy cluster"); an operator retries."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return change()
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def replace_follower(runner, leader: int, event: dict) -> None:
+    """Remove the follower after ``leader``, add a new member, wait until it has
+    caught up with the revision the cluster had when it was added."""
+    c = runner.cluster
+    victim = (leader + 1) % len(c.members)
+    old = c.members[victim]
+    event["member"] = old.name
+    with Client([m.endpoint for i, m in enumerate(c.members) if i != victim], timeout=5) as admin:
+        (old_id,) = [m.id for m in admin.members() if old.peer_url in m.peer_urls]
+        event["at"] = runner.now()
+        _retrying(lambda: admin.member_remove(old_id))
+        event["removed_at"] = runner.now()
+        runner.log(f"  {event['removed_at']:.1f}s: member remove {old.name}")
+        c.retire(victim)
+        new = c.new_member()
+        _retrying(lambda: admin.member_add([new.peer_url]))
+        event["added_at"] = runner.now()
+        event["new_member"] = new.name
+        target = admin.status().revision
+    c.start_member(len(c.members) - 1)
+    runner.log(f"  {event['added_at']:.1f}s: member add {new.name}, started")
+    deadline = time.monotonic() + 60
+    with Client([new.endpoint], timeout=2) as newcomer:
+        while time.monotonic() < deadline:
+            try:
+                if newcomer.status().revision >= target:
+                    break
+            except Exception:  # noqa: BLE001 - not serving yet
+                pass
+            time.sleep(0.1)
+        else:
+            raise TimeoutError(f"{new.name} did not reach revision {target} in 60 s")
+    event["recovered_at"] = runner.now()
+    event["caught_up_s"] = round(event["recovered_at"] - event["added_at"], 3)
+    runner.log(f"  {event['recovered_at']:.1f}s: {new.name} caught up (revision {target})")
