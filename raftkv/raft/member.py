@@ -85,11 +85,22 @@ def error_for_fail_reason(reason: int) -> RaftKVError:
     return RequestTimedOut()
 
 
+# Messages that promise nothing about this member's log. The leader's appends
+# are among them: it writes its own copy while the followers write theirs (the
+# Raft thesis, 10.2.1), and its copy counts toward a commit only after the sync
+# at the end of the tick that appended it. A forwarded command and the index the
+# leader gave it promise nothing either: the follower answers its client only
+# once that index is committed and applied.
+_NEEDS_NO_SYNC = frozenset({"append_entries", "apply_command", "apply_command_response"})
+
+
 class SyncingTransport(TCPTransport):
-    """Makes the journal durable before any message leaves this member."""
+    """Makes the journal durable before any message that acknowledges it leaves
+    this member (append responses, votes)."""
 
     def send(self, node, message):
-        self._syncObj._sync_journal()
+        if not (isinstance(message, dict) and message.get("type") in _NEEDS_NO_SYNC):
+            self._syncObj._sync_journal()
         return super().send(node, message)
 
 
@@ -173,6 +184,9 @@ class MemberConfig:
     snapshot_min_seconds: float = 3600.0
     secret: str | None = None
     limits: StoreLimits = field(default_factory=StoreLimits)
+    # host:port the peer server listens on when it differs from the address
+    # the others know this member by (a proxy or NAT in between); None: that address
+    bind_address: str | None = None
 
 
 class RaftMember(SyncObj):
@@ -234,6 +248,7 @@ class RaftMember(SyncObj):
             logCompactionMinTime=self.config.snapshot_min_seconds,
             dynamicMembershipChange=True,
             password=self.config.secret,
+            bindAddress=self.config.bind_address,
             commandsWaitLeader=True,
             onStateChanged=self._on_state_changed,
         )

@@ -108,8 +108,11 @@ class Member:
             raise ConfigError(
                 f"--initial-cluster has no member {config.name!r} at {self.peer_address} "
                 f"(--name and --initial-advertise-peer-urls must appear in it)")
+        # as etcd: listen on --listen-peer-urls, be known by the advertised URL
+        listen_peer = host_port(config.listen_peer_urls[0])
         data_dir = config.data_dir or f"{config.name}.raftkv"
         member_config = MemberConfig(
+            bind_address=listen_peer if listen_peer != self.peer_address else None,
             heartbeat_interval=config.heartbeat_interval_ms / 1000,
             election_timeout_min=config.election_timeout_ms / 1000,
             election_timeout_max=2 * config.election_timeout_ms / 1000,
