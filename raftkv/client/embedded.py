@@ -26,7 +26,7 @@ class EmbeddedWatch(Watch):
         self._store = store
         self._ready = threading.Event()
         self._buffer: list[WatchResponse] = []
-        self._watcher = watcher_factory(self._ready.set)
+        self._watcher = watcher_factory(lambda: self._ready.set())
         self.id = self._watcher.id
         self._ended = False
 
@@ -58,6 +58,22 @@ class EmbeddedWatch(Watch):
 
     def cancel(self) -> None:
         self._store._cancel_watch(self._watcher)
+
+    # For a server stream that serves many watches with one loop: it waits on
+    # one event for all of them, then takes what each has without waiting.
+    def listen(self, ready: threading.Event) -> None:
+        """Signal ``ready`` (instead of this watch's own event) when something is pending."""
+        self._ready = ready
+        ready.set()
+
+    def take(self) -> list[WatchResponse]:
+        """Every pending response, without waiting; nothing more after a cancellation."""
+        taken, self._buffer = self._buffer, []
+        if not self._ended:
+            taken += self._store._poll_watch(self._watcher)
+        if any(response.canceled for response in taken):
+            self._ended = True
+        return taken
 
 
 class EmbeddedStore(KVClient):

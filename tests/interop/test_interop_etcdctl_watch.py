@@ -62,9 +62,7 @@ HISTORY_WATCHES = [
     (["", "--prefix", "--rev=5"], 21),
     (["other", "--rev=6"], 0),                         # nothing after rev 6 for it
     (["w3", "--rev=7", "--hex"], 6),
-    pytest.param(["w2", "--rev=4", "--prev-kv", "-w", "fields"], 24, marks=pytest.mark.xfail(
-        strict=True, reason="catch-up batching again: etcd prints one header (Revision 8) for "
-                            "both replayed events, raftkv a header per event (Revision 4, then 8)")),
+    (["w2", "--rev=4", "--prev-kv", "-w", "fields"], 24),  # one header for both replayed events
 ]
 
 
@@ -104,10 +102,6 @@ def test_watch_history_json_events(seeded, args):
     run_on_seeded(seeded, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "raftkv sends a catch-up watch's past events one WatchResponse per revision with "
-    "header.revision = that event's revision; etcd 3.4 batches them into one response "
-    "whose header.revision is the store's current revision"))
 def test_watch_history_json_responses(seeded):
     """The raw -w json lines of a catch-up watch: how events are grouped into responses."""
     def scenario(s: Session):
@@ -212,11 +206,6 @@ def test_watch_exec_command_live(pair):
     run_both(pair, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "follows from raftkv not batching catch-up events: etcdctl's ETCD_WATCH_REVISION is the "
-    "response header's revision, which etcd sets to the current revision (8) for every "
-    "replayed event while raftkv gives each event's own revision (2, 3, 6), and etcdctl "
-    "interleaves the command output differently"))
 def test_watch_exec_command_history(seeded):
     """``watch KEY --rev=N -- CMD`` over past events."""
     run_on_seeded(seeded, lambda s: watch_lines(

@@ -51,10 +51,6 @@ def test_pyetcd(pair, scenario):
     assert_same(etcd, raftkv)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "catch-up watch batching, seen through pyetcd's watch_prefix_response: etcd delivers the "
-    "3 past events in one WatchResponse with header.revision 4 (current); raftkv sends 3 "
-    "responses with header.revision 2, 3, 4"))
 def test_pyetcd_watch_batching(pair):
     etcd, raftkv = both(pair, "watch_batching")
     assert_same(etcd, raftkv)
