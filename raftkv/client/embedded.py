@@ -66,13 +66,22 @@ class EmbeddedWatch(Watch):
         self._ready = ready
         ready.set()
 
-    def take(self) -> list[WatchResponse]:
-        """Every pending response, without waiting; nothing more after a cancellation."""
-        taken, self._buffer = self._buffer, []
-        if not self._ended:
-            taken += self._store._poll_watch(self._watcher)
-        if any(response.canceled for response in taken):
-            self._ended = True
+    @staticmethod
+    def take_all(watches: list[EmbeddedWatch]) -> list[list[WatchResponse]]:
+        """Every pending response of each watch (all of one store), without
+        waiting and under one acquisition of the store's lock; nothing more
+        from a watch after its cancellation."""
+        if not watches:
+            return []
+        polled = iter(watches[0]._store._poll_watches([w._watcher for w in watches if not w._ended]))
+        taken = []
+        for watch in watches:
+            responses, watch._buffer = watch._buffer, []
+            if not watch._ended:
+                responses += next(polled)
+            if any(response.canceled for response in responses):
+                watch._ended = True
+            taken.append(responses)
         return taken
 
 
@@ -212,6 +221,10 @@ class EmbeddedStore(KVClient):
     def _poll_watch(self, watcher: Watcher) -> list[WatchResponse]:
         with self._lock:
             return self._store.watchers.poll(watcher)
+
+    def _poll_watches(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
+        with self._lock:
+            return [self._store.watchers.poll(w) for w in watchers]
 
     def _cancel_watch(self, watcher: Watcher) -> None:
         with self._lock:

@@ -167,6 +167,11 @@ class Node(KVClient):
         with self._member.lock:
             return self._member.store.watchers.poll(watcher)
 
+    def _poll_watches(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
+        with self._member.lock:
+            poll = self._member.store.watchers.poll
+            return [poll(w) for w in watchers]
+
     def _cancel_watch(self, watcher: Watcher) -> None:
         with self._member.lock:
             self._member.store.watchers.cancel(watcher)

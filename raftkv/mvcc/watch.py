@@ -159,10 +159,13 @@ class WatchHub:
         for kv, prev in zip(changes, prevs):
             keyed = self._by_key.get(kv.key, ())
             ranged = [w for w in self._ranged if w.matches(kv.key)] if self._ranged else ()
+            # one Event object for every watcher that sees the change alike, so
+            # that whoever encodes it for many watchers can do so once
+            shared = (_event(kv, None), _event(kv, prev))
             for watcher in itertools.chain(keyed, ranged):
                 if revision < watcher.start_revision or not watcher.wants(kv):
                     continue
-                batches.setdefault(watcher, []).append(_event(kv, prev if watcher.prev_kv else None))
+                batches.setdefault(watcher, []).append(shared[watcher.prev_kv])
         for watcher, events in batches.items():
             if watcher.pending and watcher.pending_events + len(events) > self.max_pending_events:
                 self._fall_behind(watcher, revision)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from raftkv.client.api import Watch
+from raftkv._proto.mvccpb import kv_pb2
+from raftkv.client.embedded import EmbeddedWatch
 from raftkv.errors import RaftKVError
+from raftkv.mvcc.types import Event
 from raftkv.mvcc.watch import WatchResponse
 from raftkv.server.context import ServerContext
-from raftkv.wire import _fill_header, watch_response_to_pb
+from raftkv.wire import _fill_header, event_to_pb, watch_response_to_pb
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ class _Stream:
     def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.ready = threading.Event()
-        self.watches: dict[int, Watch] = {}
+        self.watches: dict[int, EmbeddedWatch] = {}
         self.lock = threading.Lock()
         self.next_id = 0
         self.closed = False
@@ -119,8 +122,7 @@ class _Stream:
                     now.append(self.ctx.kv.status().revision)
                 return now[0]
 
-            for watch_id, watch in watches:
-                responses = watch.take()
+            for (watch_id, watch), responses in zip(watches, EmbeddedWatch.take_all([w for _, w in watches])):
                 if responses:
                     yield from _messages(watch_id, responses, header, current)
                 if watch.canceled and self.watches.get(watch_id) is watch:
@@ -161,8 +163,27 @@ def _messages(watch_id: int, responses: list[WatchResponse], header,
         yield flush()
 
 
+# Encoded events by the identity of the Event object, which the store shares
+# among the watchers that see a change alike: a change that many watchers see
+# is encoded once. An entry holds its event, so the id is not reused meanwhile.
+_encoded: dict[int, tuple[Event, kv_pb2.Event]] = {}
+_ENCODED_MAX = 16384
+
+
+def _encode(event: Event) -> kv_pb2.Event:
+    entry = _encoded.get(id(event))
+    if entry is not None and entry[0] is event:
+        return entry[1]
+    encoded = event_to_pb(event)
+    if len(_encoded) >= _ENCODED_MAX:
+        _encoded.clear()
+    _encoded[id(event)] = (event, encoded)
+    return encoded
+
+
 def _to_pb(watch_id: int, response: WatchResponse, header) -> rpc_pb2.WatchResponse:
-    message = watch_response_to_pb(response, header)
+    message = watch_response_to_pb(replace(response, events=[]), header)
+    message.events.extend(_encode(event) for event in response.events)
     message.watch_id = watch_id
     if response.canceled and response.compact_revision:
         message.cancel_reason = ""  # etcd 3.4 reports compaction by compact_revision alone
