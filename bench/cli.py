@@ -31,7 +31,10 @@ def _options(f):
         click.option("--fault-delay", default=3.0, show_default=True,
                      help="Seconds until the killed member restarts / the paused one resumes."),
         click.option("--timeout", default=2.0, show_default=True, help="Per-request timeout, seconds."),
-        click.option("--watchers", default=2, show_default=True),
+        click.option("--watchers", type=int, default=None,
+                     help="Watchers of the prefix [200 for watch-fanout, else 2]."),
+        click.option("--fsync-delay-ms", default=10.0, show_default=True,
+                     help="The slow-disk fault: delay added to every fsync/fdatasync of every member."),
         click.option("--seed", default=1, show_default=True),
         click.option("--out", default="results", show_default=True, help="Folder for JSON and PNG."),
         click.option("--quiet", is_flag=True, help="No progress on stderr."),
@@ -43,8 +46,9 @@ def _options(f):
 def _scenario(system: str, kw: dict) -> Scenario:
     return Scenario(system=system, nodes=kw["nodes"], workload=kw["workload"], clients=kw["clients"],
                     duration=kw["duration"], fault=kw["fault"], keys=kw["keys"], fault_at=kw["fault_at"],
-                    fault_delay=kw["fault_delay"], timeout=kw["timeout"], watchers=kw["watchers"],
-                    seed=kw["seed"])
+                    fault_delay=kw["fault_delay"], timeout=kw["timeout"],
+                    watchers=kw["watchers"],
+                    seed=kw["seed"], fsync_delay_ms=kw["fsync_delay_ms"])
 
 
 def _save(result: dict, out: str, plot_results: list[dict] | None = None, name: str | None = None) -> None:
@@ -85,15 +89,23 @@ ROWS = [("ops_per_s", "higher"), ("p50_ms", "lower"), ("p95_ms", "lower"), ("p99
         ("unavailable_s", "lower"), ("time_to_leader_s", "lower"), ("watch_delay_p99_ms", "lower"),
         ("errors", "lower"), ("linearizable", None), ("lost_acked_writes", None),
         ("watch_violations", None), ("converged", None)]
+# the figures of a workload beyond the common ones, after them in the table
+WORKLOAD_ROWS = {
+    "lease-churn": ["grant_p99_ms", "put_p99_ms", "revoke_p99_ms", "leases_revoked", "lease_violations"],
+    "watch-fanout": ["watchers", "watch_events_per_s", "watch_delay_p50_ms", "watch_resumes"],
+    "objects": ["write_p50_ms", "write_p99_ms", "list_p50_ms", "list_p99_ms", "informers",
+                "informer_delay_p50_ms", "informer_delay_p99_ms", "informer_rewatches", "workload_violations"],
+}
 
 
 def table(a: dict, b: dict) -> str:
     """Markdown: each figure for raftkv (a) and etcd (b) and their ratio."""
     lines = [f"| {a['workload']} / {a['fault']} / {a['nodes']} members / {a['clients']} clients "
              f"| raftkv | etcd | raftkv/etcd |", "|---|---:|---:|---:|"]
-    for key, _ in ROWS:
+    for key in [k for k, _ in ROWS] + WORKLOAD_ROWS.get(a["workload"], []):
         x, y = a.get(key), b.get(key)
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool) and y:
+        numbers = isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool)
+        if numbers and x >= 0 and y > 0:   # a delay can be negative: seen before the writer noted its ack
             ratio = f"{x / y:.2f}"
         else:
             ratio = ""
@@ -122,7 +134,8 @@ def compare(**kw) -> None:
 @click.command("matrix")
 @click.option("--systems", default="raftkv,etcd", show_default=True)
 @click.option("--workloads", default="put,get,mix", show_default=True)
-@click.option("--faults", default="none,kill-leader,kill-follower,pause-leader,restart-all", show_default=True)
+@click.option("--faults", default="none,kill-leader,kill-follower,pause-leader,partition-leader,restart-all",
+              show_default=True)
 @click.option("--nodes", default=3, show_default=True)
 @click.option("--clients", default=64, show_default=True)
 @click.option("--duration", default=30.0, show_default=True)

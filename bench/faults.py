@@ -6,6 +6,8 @@ import random
 import threading
 import time
 
+from bench import partition
+from bench.membership import replace_follower
 from bench.scenario import Log, Scenario
 
 
@@ -57,6 +59,10 @@ class FaultRunner:
         leader = c.leader_index(timeout=10)
         n = len(c.members)
         event: dict = {"fault": s.fault, "leader_before": c.members[leader].name}
+        if s.fault == "slow-disk":   # in place from the start (see make_cluster)
+            event.update(member="all", fsync_delay_ms=s.fsync_delay_ms)
+            self.events.append(event)
+            return
         if s.fault in ("kill-leader", "kill-follower", "kill-random"):
             victim = {"kill-leader": leader, "kill-follower": (leader + 1) % n,
                       "kill-random": self.rng.randrange(n)}[s.fault]
@@ -101,6 +107,10 @@ class FaultRunner:
             t, new = self._new_leader(set(), None)
             event["new_leader_at"] = t
             event["new_leader"] = c.members[new].name if new is not None else None
+        elif s.fault == "member-replace":
+            replace_follower(self, leader, event)
+        elif s.fault in partition.PARTITION_FAULTS:
+            partition.partition(self, leader, event)
         else:
             raise ValueError(f"unknown fault {s.fault!r}")
         if event.get("new_leader_at") is not None:
@@ -108,7 +118,8 @@ class FaultRunner:
         self.events.append(event)
 
     def heal(self) -> None:
-        """Whatever the fault left undone: resume, restart."""
+        """Whatever the fault left undone: heal, resume, restart."""
+        partition.heal(self.cluster)
         for i in list(self.paused):
             self.cluster.resume(i)
         self.paused.clear()

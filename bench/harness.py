@@ -32,22 +32,28 @@ from bench.checks import AckedWrite, lost_writes, watch_violations
 from bench.faults import FaultRunner, unavailability
 from bench.linearizability import check
 from bench.load import Load, make_load
+from bench.partition import PARTITION_FAULTS
 from bench.probes import convergence, final_history
 from bench.scenario import FAULTS, WORKLOADS, Log, Scenario, ms, pct
-from bench.watchers import Watcher
+from bench.slow_disk import strace_wrapper
+from bench.watchers import start_watchers
 
 __all__ = ["FAULTS", "WORKLOADS", "Scenario", "run_scenario", "unavailability", "make_cluster"]
 
 
-def make_cluster(system: str, nodes: int, base_dir: str):
+def make_cluster(system: str, nodes: int, base_dir: str, wrapper: list[str] | None = None,
+                 proxied: bool = False):
+    """``proxied``: all peer traffic through a bench.proxy.PartitionProxy (cluster.peer_proxy)."""
+    from bench.proxy import PartitionProxy
     from raftkv.cluster.local import EtcdCluster, LocalCluster
 
+    proxy = PartitionProxy() if proxied else None
     if system == "raftkv":
-        return LocalCluster(nodes, base_dir)
+        return LocalCluster(nodes, base_dir, wrapper=wrapper, peer_proxy=proxy)
     if system == "etcd":
         if not os.path.exists(EtcdCluster.ETCD):
             raise RuntimeError(f"etcd is not installed ({EtcdCluster.ETCD}; Debian: apt-get install etcd-server)")
-        return EtcdCluster(nodes, base_dir)
+        return EtcdCluster(nodes, base_dir, wrapper=wrapper, peer_proxy=proxy)
     raise ValueError(f"unknown system {system!r}")
 
 
@@ -62,7 +68,8 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
     if s.fault not in FAULTS:
         raise ValueError(f"fault must be one of {FAULTS}")
     tmp = tempfile.mkdtemp(prefix=f"bench-{s.system}-", dir=keep_dir)
-    cluster = make_cluster(s.system, s.nodes, tmp)
+    wrapper = strace_wrapper(s.fsync_delay_ms) if s.fault == "slow-disk" else None
+    cluster = make_cluster(s.system, s.nodes, tmp, wrapper=wrapper, proxied=s.fault in PARTITION_FAULTS)
     result: dict = {"scenario": s.name, "system": s.system, "nodes": s.nodes, "workload": s.workload,
                     "fault": s.fault, "clients": s.clients, "keys": s.keys, "duration_s": s.duration}
     load = watchers = faults = None
@@ -75,7 +82,7 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
             load.prepare()
             with Client(cluster.endpoints, timeout=5) as c:
                 start_rev = c.status().revision + 1
-            watchers = [Watcher(load.clients, i % s.nodes, start_rev, t0) for i in range(s.watchers)]
+            watchers = start_watchers(load.clients, s.watchers, start_rev, t0)
             faults = FaultRunner(s, cluster, t0, log)
             log(f"[{s.name}] {s.nodes} members up; {s.clients} clients for {s.duration:g}s, fault {s.fault}")
             began = load.now()
@@ -95,18 +102,27 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
             faults.done.wait(timeout=60)
             faults.heal()
             cluster.wait_ready(timeout=60)
+            load.finish()
             conv = convergence(cluster)
-            # the watchers catch up, then stop
-            final_rev = conv.get("revision") or 0
-            deadline = time.monotonic() + 20
-            while any(w.last_revision < final_rev for w in watchers) and time.monotonic() < deadline:
+            leader = cluster.leader_index(timeout=30)
+            # members that disagree fail `converged`; the history is the leader's,
+            # so that a stuck member does not also show as every write lost
+            final_rev = conv.get("revision") or cluster.member_status(leader, timeout=5).revision
+            history = final_history(cluster.members[leader].endpoint, final_rev)
+            # the watchers catch up with the prefix's last change (not the store's:
+            # a workload may write elsewhere), then stop; many watchers may be
+            # far behind, so give up only when they stop making progress
+            last_change = max((e.revision for e in history), default=0)
+            deadline, progress = time.monotonic() + 20, -1
+            while any(w.last_revision < last_change for w in watchers) and time.monotonic() < deadline:
+                if sum(w.last_revision for w in watchers) != progress:
+                    progress = sum(w.last_revision for w in watchers)
+                    deadline = max(deadline, time.monotonic() + 10)
                 time.sleep(0.1)
             for w in watchers:
                 w.stop.set()
             for w in watchers:
                 w.thread.join(timeout=5)
-            leader = cluster.leader_index(timeout=30)
-            history = final_history(cluster.members[leader].endpoint, final_rev)
     except BaseException:
         if keep_dir is None:
             import shutil
@@ -119,9 +135,7 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
     # ---- analysis (the cluster is gone) ----
     log(f"[{s.name}] checking {sum(len(o) for o in load.ops)} ops ...")
     all_ops = [op for ops in load.ops for op in ops]
-    measured = [op for op in all_ops if op.client >= 0]
-    lat = sorted([op.ret - op.invoke for op in measured if op.ok]
-                 + [b - a for rs in load.reads for a, b, ok in rs if ok])
+    lat = sorted(b - a for a, b in load.completed())
     ok_count = len(lat)
     errors = sum(load.errors)
     elapsed = load_end - began
@@ -132,12 +146,13 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
     w_problems = []
     for w in watchers:
         w_problems += watch_violations(history, [evs for _, evs in w.responses], start_revision=start_rev,
-                                       until_revision=max((e.revision for e in history), default=0))
+                                       until_revision=last_change)
     # watch delivery latency: event received - its write acknowledged
     acked_at = {op.revision: op.ret for op in all_ops
                 if op.ok and op.revision and (op.kind == "put" or (op.kind == "cas" and op.output[0]))}
     delays = sorted(t - acked_at[e.revision] for w in watchers for t, evs in w.responses for e in evs
                     if e.revision in acked_at)
+    delivered = sum(len(evs) for w in watchers for _, evs in w.responses)
     ok_returns = [b for a, b in load.completed()]
     fault_reports = []
     for ev in faults.events:
@@ -153,8 +168,8 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
         "p99_ms": ms(pct(lat, 0.99)),
         "max_ms": ms(lat[-1]) if lat else None,
         "unavailable_s": max((f.get("unavailable_s", 0.0) for f in fault_reports), default=0.0),
-        "time_to_leader_s": max((f.get("time_to_leader_s") or 0.0 for f in fault_reports), default=None)
-        if fault_reports else None,
+        "time_to_leader_s": max((f["time_to_leader_s"] for f in fault_reports
+                                 if f.get("time_to_leader_s") is not None), default=None),
         "faults": fault_reports,
         "linearizable": lin.linearizable,
         "linearizability": lin.summary(),
@@ -164,7 +179,8 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
         "watch_violations": len(w_problems),
         "watch_problems": w_problems[:10],
         "watchers": s.watchers,
-        "watch_events_delivered": sum(len(evs) for w in watchers for _, evs in w.responses),
+        "watch_events_delivered": delivered,
+        "watch_events_per_s": round(delivered / elapsed, 1) if elapsed > 0 else 0.0,
         "watch_resumes": sum(w.resumes for w in watchers),
         "watch_delay_p50_ms": ms(pct(delays, 0.5)),
         "watch_delay_p99_ms": ms(pct(delays, 0.99)),
@@ -187,18 +203,11 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
 def timeline(load: Load, began: float, end: float, step: float = 1.0) -> list[dict]:
     buckets: dict[int, list[float]] = {}
     errors: dict[int, int] = {}
-    for ops in load.ops:
-        for op in ops:
-            if op.client < 0:
-                continue
-            if op.ok:
-                buckets.setdefault(int((op.ret - began) // step), []).append(op.ret - op.invoke)
-            else:
-                errors[int((op.invoke - began) // step)] = errors.get(int((op.invoke - began) // step), 0) + 1
-    for rs in load.reads:
-        for a, b, ok in rs:
-            if ok:
-                buckets.setdefault(int((b - began) // step), []).append(b - a)
+    for a, b, ok in load.calls():
+        if ok:
+            buckets.setdefault(int((b - began) // step), []).append(b - a)
+        else:
+            errors[int((a - began) // step)] = errors.get(int((a - began) // step), 0) + 1
     out = []
     for i in range(int((end - began) // step)):   # whole buckets only
         lat = sorted(buckets.get(i, []))

@@ -134,11 +134,19 @@ class Load:
             else:
                 mine.append(op)
 
+    def finish(self) -> None:
+        """After the load and the fault, with every member back: whatever the
+        workload must still ask the cluster (report() runs when it is gone)."""
+
+    def calls(self) -> list[tuple[float, float, bool]]:
+        """(invoke, return, ok) of every measured request."""
+        out = [(op.invoke, op.ret, op.ok) for ops in self.ops for op in ops if op.client >= 0]
+        out += [r for rs in self.reads for r in rs]
+        return out
+
     def completed(self) -> list[tuple[float, float]]:
         """(invoke, return) of every successful request."""
-        out = [(op.invoke, op.ret) for ops in self.ops for op in ops if op.ok and op.client >= 0]
-        out += [(a, b) for rs in self.reads for a, b, ok in rs if ok]
-        return out
+        return [(a, b) for a, b, ok in self.calls() if ok]
 
     def count(self) -> tuple[int, int]:
         ok = sum(1 for ops in self.ops for op in ops if op.ok) + sum(1 for rs in self.reads for *_, g in rs if g)
@@ -152,4 +160,16 @@ def decode(value: bytes) -> str:
 
 def make_load(scenario: Scenario, endpoints: list[str], t0: float) -> Load:
     """The load for the scenario's workload."""
+    if scenario.workload == "lease-churn":
+        from bench.lease_churn import LeaseChurnLoad
+
+        return LeaseChurnLoad(scenario, endpoints, t0)
+    if scenario.workload == "watch-fanout":
+        from bench.fanout import FanoutLoad
+
+        return FanoutLoad(scenario, endpoints, t0)
+    if scenario.workload == "objects":
+        from bench.object_load import ObjectLoad
+
+        return ObjectLoad(scenario, endpoints, t0)
     return Load(scenario, endpoints, t0)

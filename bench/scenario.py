@@ -8,9 +8,11 @@ import math
 import sys
 from dataclasses import dataclass
 
-WORKLOADS = ("put", "get", "sget", "cas", "mix")
-FAULTS = ("none", "kill-leader", "kill-follower", "kill-random", "pause-leader", "restart-all")
+WORKLOADS = ("put", "get", "sget", "cas", "mix", "lease-churn", "watch-fanout", "objects")
+FAULTS = ("none", "kill-leader", "kill-follower", "kill-random", "pause-leader", "restart-all",
+          "member-replace", "slow-disk", "partition-leader", "partition-leader-oneway", "partition-follower")
 PREFIX = "/bench/"
+FANOUT_WATCHERS = 200
 
 
 @dataclass
@@ -25,10 +27,15 @@ class Scenario:
     fault_at: float | None = None        # seconds into the run; default a third of it
     fault_delay: float = 3.0             # until the killed member restarts / the paused one resumes
     timeout: float = 2.0                 # per request
-    watchers: int = 2
+    watchers: int | None = None          # default: FANOUT_WATCHERS for watch-fanout, else 2
     value_size: int = 64
     seed: int = 1
     check_timeout: float = 120.0
+    fsync_delay_ms: float = 10.0         # the slow-disk fault: added to every fsync/fdatasync
+
+    def __post_init__(self) -> None:
+        if self.watchers is None:
+            self.watchers = FANOUT_WATCHERS if self.workload == "watch-fanout" else 2
 
     @property
     def name(self) -> str:

@@ -7,6 +7,10 @@
 
 Every member is a real process with its own data directory; stop() (and
 leaving the ``with`` block) terminates all of them, killing any that linger.
+
+With a ``peer_proxy`` every member listens for peers on a port of its own
+and advertises another one, where the proxy listens and forwards to it: all
+peer traffic then passes the proxy (the benchmark's network partitions).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from raftkv.client.remote import Client
 from raftkv.errors import RaftKVError
@@ -59,6 +64,8 @@ class MemberProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     joining: bool = False        # added to a running cluster: --initial-cluster-state existing
     process: subprocess.Popen | None = None
+    # where it really listens for peers when a proxy listens on peer_port; None: on peer_port
+    listen_peer_port: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -66,41 +73,67 @@ class MemberProcess:
 
     @property
     def peer_url(self) -> str:
+        """The URL the other members know it by (advertised)."""
         return f"http://127.0.0.1:{self.peer_port}"
+
+    @property
+    def listen_peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.listen_peer_port or self.peer_port}"
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
 
+class PeerProxy(Protocol):
+    """Forwards each member's advertised peer port to its listen port."""
+
+    def add_member(self, member: MemberProcess) -> None:
+        """Listen on ``member.peer_port`` from now on, forwarding to
+        ``member.listen_peer_port``; ``member.process`` is looked at when needed
+        (it changes when the member restarts)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class LocalCluster:
     def __init__(self, size: int, base_dir: str, *, base_port: int | None = None,
                  extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 wrapper: list[str] | None = None) -> None:
+                 wrapper: list[str] | None = None, peer_proxy: PeerProxy | None = None) -> None:
         """``wrapper`` prefixes every member's command line (e.g. strace
         injecting fsync delays); it must exec the member in its own process
-        group, as strace does, so that kill and pause reach both."""
+        group, as strace does, so that kill and pause reach both.
+        ``peer_proxy`` carries all peer traffic (see the module's doc); the
+        cluster starts it, and closes it when leaving the ``with`` block."""
         self.base_dir = os.path.abspath(base_dir)
         self.wrapper = list(wrapper or [])
+        self.peer_proxy = peer_proxy
         self.retired: list[MemberProcess] = []
         self._next_index = size
         os.makedirs(self.base_dir, exist_ok=True)
+        per_member = 3 if peer_proxy is not None else 2
         if base_port is None:
-            ports = free_ports(2 * size)
+            ports = free_ports(per_member * size)
         else:
-            ports = list(range(base_port, base_port + 2 * size))
+            ports = list(range(base_port, base_port + per_member * size))
         self.extra_args = list(extra_args or [])
         self.env = dict(env or {})
-        self.members = [
-            MemberProcess(
+        self.members = []
+        for i in range(size):
+            p = ports[per_member * i:per_member * (i + 1)]
+            self.members.append(MemberProcess(
                 name=f"m{i}",
-                client_port=ports[2 * i],
-                peer_port=ports[2 * i + 1],
+                client_port=p[0],
+                peer_port=p[1],
                 data_dir=os.path.join(self.base_dir, f"m{i}.raftkv"),
                 log_path=os.path.join(self.base_dir, f"m{i}.log"),
-            )
-            for i in range(size)
-        ]
+                listen_peer_port=p[2] if peer_proxy is not None else None,
+            ))
+        if peer_proxy is not None:
+            for member in self.members:
+                peer_proxy.add_member(member)
 
     # ---- life cycle ------------------------------------------------------------
 
@@ -118,9 +151,10 @@ class LocalCluster:
             "--name", member.name,
             "--data-dir", member.data_dir,
             "--listen-client-urls", f"http://{member.endpoint}",
-            "--listen-peer-urls", member.peer_url,
+            "--listen-peer-urls", member.listen_peer_url,
             "--initial-advertise-peer-urls", member.peer_url,
             "--initial-cluster", self.initial_cluster,
+            *self._joining_args(member),
             *self.extra_args,
         ]
 
@@ -130,12 +164,16 @@ class LocalCluster:
     def new_member(self) -> MemberProcess:
         """A member to add to the running cluster (after a member add): its
         ports and data directory, not yet started."""
-        client_port, peer_port = free_ports(2)
+        proxied = self.peer_proxy is not None
+        client_port, peer_port, *listen = free_ports(3 if proxied else 2)
         name = f"m{self._next_index}"
         self._next_index += 1
         member = MemberProcess(name=name, client_port=client_port, peer_port=peer_port,
                                data_dir=os.path.join(self.base_dir, f"{name}.raftkv"),
-                               log_path=os.path.join(self.base_dir, f"{name}.log"), joining=True)
+                               log_path=os.path.join(self.base_dir, f"{name}.log"), joining=True,
+                               listen_peer_port=listen[0] if proxied else None)
+        if proxied:
+            self.peer_proxy.add_member(member)
         self.members.append(member)
         return member
 
@@ -159,6 +197,8 @@ class LocalCluster:
         member = self.members[index]
         if member.running:
             raise RuntimeError(f"{member.name} is already running")
+        if self.peer_proxy is not None:
+            self.peer_proxy.start()  # idempotent
         env = {**os.environ, **self.env, **member.extra_env}
         log_file = open(member.log_path, "ab")
         member.process = subprocess.Popen(
@@ -220,7 +260,11 @@ class LocalCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            if self.peer_proxy is not None:
+                self.peer_proxy.close()
 
     # ---- looking at it -----------------------------------------------------------
 
@@ -283,7 +327,7 @@ class EtcdCluster(LocalCluster):
             self.ETCD, "--name", member.name, "--data-dir", member.data_dir,
             "--listen-client-urls", f"http://{member.endpoint}",
             "--advertise-client-urls", f"http://{member.endpoint}",
-            "--listen-peer-urls", member.peer_url,
+            "--listen-peer-urls", member.listen_peer_url,
             "--initial-advertise-peer-urls", member.peer_url,
             "--initial-cluster", self.initial_cluster,
             "--initial-cluster-token", os.path.basename(self.base_dir),

@@ -573,11 +573,15 @@ class RaftMember(SyncObj):
         get_entries = self._SyncObj__getEntries
         prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
         prev = get_entries(prev_idx, 1)
-        if not prev:
-            self._SyncObj__sendNextNodeIdx(node, success=False, reset=True)
-            return
-        if prev[0][2] != prev_term:
-            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=prev_idx, success=False, reset=True)
+        if not prev or prev[0][2] != prev_term:
+            # Ask for everything after our commit index: committed entries are
+            # in every later leader's log, so that prefix matches, and one round
+            # trip repairs any divergent suffix. (pysyncobj's answers, our last
+            # index + 1 or prev_idx, walk back one entry per reply, and the
+            # leader's pipelined appends keep resetting it to our last index + 1:
+            # a member that led alone with uncommitted entries never caught up.)
+            matching = min(self._SyncObj__raftCommitIndex, self._SyncObj__getCurrentLogIndex())
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=matching + 1, success=False, reset=True)
             return
 
         new_entries = list(message.get("entries", []))
