@@ -58,3 +58,23 @@ def test_smoke_etcd_pause_leader(tmp_path):
                  fault="pause-leader", fault_at=1.0, fault_delay=2.0, watchers=1)
     r = run_scenario(s, quiet=True, keep_dir=str(tmp_path))
     assert passed(r), {k: r[k] for k in ("linearizability", "lost_examples", "watch_problems", "convergence")}
+
+
+def test_matrix_summary_has_a_row_per_scenario_and_flags_failures():
+    from bench.cli import summary
+
+    ok = {"workload": "put", "fault": "kill-leader", "ops_per_s": 100.0, "p99_ms": 9.0, "unavailable_s": 1.25,
+          "faults": [{}], "linearizable": True, "lost_acked_writes": 0, "watch_violations": 0, "converged": True}
+    lost = dict(ok, ops_per_s=200.0, unavailable_s=2.5, lost_acked_writes=3)
+    md = summary([{"raftkv": ok, "etcd": lost}])
+    row = md.splitlines()[2]
+    assert row == "| put / kill-leader | 100.0 | 200.0 | 0.50 | 9.0 | 9.0 | 1.25 | 2.50 | pass | FAIL |"
+
+
+def test_matrix_refuses_an_unknown_scenario():
+    from click.testing import CliRunner
+
+    from bench.cli import matrix
+
+    result = CliRunner().invoke(matrix, ["--scenarios", "put/no-such-fault", "--out", "unused"])
+    assert result.exit_code == 2 and "no-such-fault" in result.output
