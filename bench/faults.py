@@ -50,6 +50,13 @@ class FaultRunner:
             time.sleep(0.05)
         return None, None
 
+    def note_new_leader(self, event: dict, exclude: set[int], old: int | None) -> None:
+        """Wait for a leader other than ``old`` among the members not in
+        ``exclude``; note when, and which, in ``event``."""
+        t, new = self._new_leader(exclude, old)
+        event["new_leader_at"] = t
+        event["new_leader"] = self.cluster.members[new].name if new is not None else None
+
     def _inject(self) -> None:
         s, c = self.s, self.cluster
         at = s.fault_at if s.fault_at is not None else s.duration / 3
@@ -72,9 +79,7 @@ class FaultRunner:
             self.log(f"  {event['at']:.1f}s: kill -9 {c.members[victim].name}"
                      f"{' (leader)' if victim == leader else ''}")
             if victim == leader:
-                t, new = self._new_leader({victim}, leader)
-                event["new_leader_at"] = t
-                event["new_leader"] = c.members[new].name if new is not None else None
+                self.note_new_leader(event, {victim}, leader)
             time.sleep(max(0.0, event["at"] + s.fault_delay - self.now()))
             c.start_member(victim)
             event["recovered_at"] = self.now()
@@ -85,9 +90,7 @@ class FaultRunner:
             c.pause(leader)
             self.paused.add(leader)
             self.log(f"  {event['at']:.1f}s: SIGSTOP {c.members[leader].name} (leader)")
-            t, new = self._new_leader({leader}, leader)
-            event["new_leader_at"] = t
-            event["new_leader"] = c.members[new].name if new is not None else None
+            self.note_new_leader(event, {leader}, leader)
             time.sleep(max(0.0, event["at"] + s.fault_delay - self.now()))
             c.resume(leader)
             self.paused.discard(leader)
@@ -104,9 +107,7 @@ class FaultRunner:
                 c.start_member(i)
             event["recovered_at"] = self.now()
             self.log(f"  {event['recovered_at']:.1f}s: started every member")
-            t, new = self._new_leader(set(), None)
-            event["new_leader_at"] = t
-            event["new_leader"] = c.members[new].name if new is not None else None
+            self.note_new_leader(event, set(), None)
         elif s.fault == "member-replace":
             replace_follower(self, leader, event)
         elif s.fault in partition.PARTITION_FAULTS:

@@ -48,11 +48,9 @@ def partition(runner, leader: int, event: dict) -> None:
     runner.log(f"  {event['at']:.1f}s: partition {name} ({role}) from every other member, "
                f"{'its messages lost, it still hears them' if oneway else 'both ways'}")
     if victim == leader:
-        t, new = runner._new_leader({victim}, leader)
-        event["new_leader_at"] = t
-        event["new_leader"] = c.members[new].name if new is not None else None
-        if t is not None:
-            runner.log(f"  {t:.1f}s: new leader {event['new_leader']}")
+        runner.note_new_leader(event, {victim}, leader)
+        if event["new_leader_at"] is not None:
+            runner.log(f"  {event['new_leader_at']:.1f}s: new leader {event['new_leader']}")
     time.sleep(max(0.0, event["at"] + s.fault_delay - runner.now()))
     proxy.heal()
     event["recovered_at"] = runner.now()

@@ -64,7 +64,7 @@ def test_matrix_summary_has_a_row_per_scenario_and_flags_failures():
     from bench.cli import summary
 
     ok = {"workload": "put", "fault": "kill-leader", "ops_per_s": 100.0, "p99_ms": 9.0, "unavailable_s": 1.25,
-          "faults": [{}], "linearizable": True, "lost_acked_writes": 0, "watch_violations": 0, "converged": True}
+          "faults": [{"at": 10.0}], "linearizable": True, "lost_acked_writes": 0, "watch_violations": 0, "converged": True}
     lost = dict(ok, ops_per_s=200.0, unavailable_s=2.5, lost_acked_writes=3)
     md = summary([{"raftkv": ok, "etcd": lost}])
     row = md.splitlines()[2]
