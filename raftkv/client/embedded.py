@@ -45,7 +45,7 @@ class EmbeddedWatch(Watch):
             if self._ended:
                 return None
             self._ready.clear()
-            self._buffer = self._store._poll_watch(self._watcher)
+            (self._buffer,) = self._store._poll_watches([self._watcher])
             if self._buffer:
                 continue
             if self._watcher.canceled or self._store.closed:
@@ -217,10 +217,6 @@ class EmbeddedStore(KVClient):
             lease_id = secrets.randbits(63)
             if lease_id and lease_id not in self._store.lessor:
                 return lease_id
-
-    def _poll_watch(self, watcher: Watcher) -> list[WatchResponse]:
-        with self._lock:
-            return self._store.watchers.poll(watcher)
 
     def _poll_watches(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
         with self._lock:

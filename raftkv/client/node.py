@@ -163,10 +163,6 @@ class Node(KVClient):
             return EmbeddedWatch(self, create)
 
     # EmbeddedWatch's hooks
-    def _poll_watch(self, watcher: Watcher) -> list[WatchResponse]:
-        with self._member.lock:
-            return self._member.store.watchers.poll(watcher)
-
     def _poll_watches(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
         with self._member.lock:
             poll = self._member.store.watchers.poll

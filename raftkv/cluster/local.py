@@ -111,29 +111,18 @@ class LocalCluster:
         self.wrapper = list(wrapper or [])
         self.peer_proxy = peer_proxy
         self.retired: list[MemberProcess] = []
-        self._next_index = size
+        self._next_index = 0
         os.makedirs(self.base_dir, exist_ok=True)
-        per_member = 3 if peer_proxy is not None else 2
+        per_member = self._ports_per_member
         if base_port is None:
             ports = free_ports(per_member * size)
         else:
             ports = list(range(base_port, base_port + per_member * size))
         self.extra_args = list(extra_args or [])
         self.env = dict(env or {})
-        self.members = []
+        self.members: list[MemberProcess] = []
         for i in range(size):
-            p = ports[per_member * i:per_member * (i + 1)]
-            self.members.append(MemberProcess(
-                name=f"m{i}",
-                client_port=p[0],
-                peer_port=p[1],
-                data_dir=os.path.join(self.base_dir, f"m{i}.raftkv"),
-                log_path=os.path.join(self.base_dir, f"m{i}.log"),
-                listen_peer_port=p[2] if peer_proxy is not None else None,
-            ))
-        if peer_proxy is not None:
-            for member in self.members:
-                peer_proxy.add_member(member)
+            self._add(ports[per_member * i:per_member * (i + 1)], joining=False)
 
     # ---- life cycle ------------------------------------------------------------
 
@@ -161,21 +150,26 @@ class LocalCluster:
     def _joining_args(self, member: MemberProcess) -> list[str]:
         return ["--initial-cluster-state", "existing"] if member.joining else []
 
-    def new_member(self) -> MemberProcess:
-        """A member to add to the running cluster (after a member add): its
-        ports and data directory, not yet started."""
-        proxied = self.peer_proxy is not None
-        client_port, peer_port, *listen = free_ports(3 if proxied else 2)
+    @property
+    def _ports_per_member(self) -> int:
+        return 3 if self.peer_proxy is not None else 2   # client, peer (, listen behind the proxy)
+
+    def _add(self, ports: list[int], joining: bool) -> MemberProcess:
         name = f"m{self._next_index}"
         self._next_index += 1
-        member = MemberProcess(name=name, client_port=client_port, peer_port=peer_port,
+        member = MemberProcess(name=name, client_port=ports[0], peer_port=ports[1],
                                data_dir=os.path.join(self.base_dir, f"{name}.raftkv"),
-                               log_path=os.path.join(self.base_dir, f"{name}.log"), joining=True,
-                               listen_peer_port=listen[0] if proxied else None)
-        if proxied:
+                               log_path=os.path.join(self.base_dir, f"{name}.log"), joining=joining,
+                               listen_peer_port=ports[2] if self.peer_proxy is not None else None)
+        if self.peer_proxy is not None:
             self.peer_proxy.add_member(member)
         self.members.append(member)
         return member
+
+    def new_member(self) -> MemberProcess:
+        """A member to add to the running cluster (after a member add): its
+        ports and data directory, not yet started."""
+        return self._add(free_ports(self._ports_per_member), joining=True)
 
     def retire(self, index: int) -> MemberProcess:
         """Forget a member that was removed from the cluster (stopping it if

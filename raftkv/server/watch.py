@@ -47,12 +47,11 @@ class _Stream:
         self.first: list[rpc_pb2.WatchResponse] = []
         self.then: list[rpc_pb2.WatchResponse] = []
 
-    def _control(self, watch_id: int, *, first: bool = False, **fields) -> rpc_pb2.WatchResponse:
+    def _control(self, watch_id: int, *, first: bool = False, **fields) -> None:
         response = rpc_pb2.WatchResponse(watch_id=watch_id, **fields)
         _fill_header(response.header, self.ctx.kv.status().revision, self.ctx.header())
         (self.first if first else self.then).append(response)
         self.ready.set()
-        return response
 
     def create(self, request) -> None:
         no_put = rpc_pb2.WatchCreateRequest.NOPUT in request.filters
