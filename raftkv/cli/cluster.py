@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,16 @@ def _load_record(data_dir: str) -> dict | None:
         return None
 
 
+def _peer_secret(data_dir: str) -> str:
+    """The members' shared peer secret: made once, readable by this user only."""
+    path = os.path.join(data_dir, "peer-secret")
+    if not os.path.exists(path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32) + "\n")
+    return path
+
+
 def _tail(path: str, lines: int = 5) -> str:
     try:
         with open(path, errors="replace") as f:
@@ -95,9 +106,11 @@ def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float) 
         raise CLIError(f"port {busy[0]} is in use — is a cluster already running? Stop it, or choose "
                        "other ports with --base-port")
     os.makedirs(data_dir, exist_ok=True)
+    token = (record or {}).get("token") or secrets.token_hex(8)
     with open(os.path.join(data_dir, RECORD), "w") as f:
-        json.dump({"size": size, "base_port": base_port}, f)
-    local = LocalCluster(size, data_dir, base_port=base_port)
+        json.dump({"size": size, "base_port": base_port, "token": token}, f)
+    local = LocalCluster(size, data_dir, base_port=base_port, extra_args=[
+        "--peer-secret-file", _peer_secret(data_dir), "--initial-cluster-token", token])
     click.echo(f"starting {size} member{'s' if size > 1 else ''} in {data_dir} ...", err=True)
     stopped_by_user = False
     try:

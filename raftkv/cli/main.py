@@ -69,6 +69,8 @@ def _urls(value: str | None) -> list[str] | None:
               help="name=peer-url,... [default: <name>=<initial-advertise-peer-url>].")
 @click.option("--initial-cluster-state", type=click.Choice(["new", "existing"]), default="new",
               show_default=True)
+@click.option("--initial-cluster-token", default="etcd-cluster", show_default=True,
+              help="Makes the id of a new cluster unique (raftkv cluster up picks a random one).")
 @click.option("--max-request-bytes", type=int, default=1536 * 1024, show_default=True)
 @click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="Milliseconds.")
 @click.option("--election-timeout", type=int, default=500, show_default=True, help="Milliseconds.")
@@ -82,6 +84,15 @@ def _urls(value: str | None) -> list[str] | None:
               help="URLs serving /metrics and /health over HTTP (https with --cert-file).")
 @click.option("--peer-secret-file", default=None, type=click.File("r"),
               help="Shared secret that encrypts and authenticates peer traffic.")
+@click.option("--peer-cert-file", default=None, help="TLS certificate for peers (https peer URLs).")
+@click.option("--peer-key-file", default=None, help="TLS key for peers.")
+@click.option("--peer-trusted-ca-file", default=None, help="CA that signs peers' certificates.")
+@click.option("--peer-client-cert-auth", is_flag=True, help="Require a certificate from dialing peers.")
+@click.option("--peer-cert-allowed-cn", default=None, help="Accept only peer certificates with this CN.")
+@click.option("--peer-auto-tls", is_flag=True,
+              help="Encrypt peer traffic with a generated self-signed certificate (not authenticated).")
+@click.option("--insecure-peer", is_flag=True,
+              help="Allow a peer port beyond loopback without a peer secret or peer TLS.")
 def serve(**flags) -> None:
     """Run a member, serving etcd's v3 gRPC API.
 
@@ -91,7 +102,8 @@ def serve(**flags) -> None:
             --listen-peer-urls http://127.0.0.1:2380 \\
             --initial-cluster a=http://127.0.0.1:2380,b=http://127.0.0.1:2382,c=http://127.0.0.1:2384
     """
-    from raftkv.server.serve import ConfigError, ServeConfig, run
+    from raftkv.server.peer_tls import PeerTLSFlags
+    from raftkv.server.serve import ConfigError, MemberFailed, ServeConfig, run
 
     secret = flags.pop("peer_secret_file")
     config = ServeConfig(
@@ -103,6 +115,7 @@ def serve(**flags) -> None:
         initial_advertise_peer_urls=_urls(flags["initial_advertise_peer_urls"]),
         initial_cluster=flags["initial_cluster"],
         initial_cluster_state=flags["initial_cluster_state"],
+        initial_cluster_token=flags["initial_cluster_token"],
         max_request_bytes=flags["max_request_bytes"],
         heartbeat_interval_ms=flags["heartbeat_interval"],
         election_timeout_ms=flags["election_timeout"],
@@ -112,11 +125,16 @@ def serve(**flags) -> None:
         trusted_ca_file=flags["trusted_ca_file"],
         client_cert_auth=flags["client_cert_auth"],
         peer_secret=secret.read().strip() if secret else None,
+        peer_tls=PeerTLSFlags(
+            cert_file=flags["peer_cert_file"], key_file=flags["peer_key_file"],
+            trusted_ca_file=flags["peer_trusted_ca_file"], client_cert_auth=flags["peer_client_cert_auth"],
+            allowed_cn=flags["peer_cert_allowed_cn"], auto_tls=flags["peer_auto_tls"]),
+        insecure_peer=flags["insecure_peer"],
         listen_metrics_urls=_urls(flags["listen_metrics_urls"]) or [],
     )
     try:
         run(config)
-    except (ConfigError, OSError) as e:
+    except (ConfigError, MemberFailed, OSError) as e:
         raise click.ClickException(str(e)) from None
 
 

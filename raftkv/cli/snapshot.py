@@ -10,8 +10,6 @@ as they were; grow it back with ``raftkv member add``.
 from __future__ import annotations
 
 import os
-import socket
-import time
 import zlib
 from urllib.parse import urlparse
 
@@ -154,63 +152,16 @@ def _store_state(state) -> dict:
     }
 
 
-def restore_data_dir(state, data_dir: str, name: str, peer_url: str, step=lambda text: None,
-                     timeout: float = 30.0) -> None:
-    """Write ``state`` as the data directory of a single-member cluster.
-
-    A member is started in this process on ``peer_url`` (it must be free),
-    elected, given the snapshot's state as a Raft snapshot would give it,
-    and made to write its Raft snapshot; it then stops. ``raftkv serve``
-    on the directory loads that snapshot.
-    """
-    from raftkv.client.node import Node
-    from raftkv.raft.member import MemberConfig
-    from raftkv.raft.storage import fsync_dir
+def restore_data_dir(state, data_dir: str, name: str, peer_url: str, step=lambda text: None) -> None:
+    """Write ``state`` as the data directory of a single-member cluster
+    that ``raftkv serve`` on ``peer_url`` starts from."""
+    from raftkv.raft.bootstrap import write_restored_data_dir
     from raftkv.server.serve import host_port
 
     address = host_port(peer_url)
-    host, _, port = address.rpartition(":")
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, int(port)))
-        except OSError as e:
-            raise CLIError(f"restore: cannot listen on {address} ({e.strerror}) — restore runs where the "
-                           "member will run, with nothing on its peer URL") from None
-    config = MemberConfig(election_timeout_min=0.1, election_timeout_max=0.2, heartbeat_interval=0.02)
-    step(f"starting a member at {address}")
-    node = Node(address, [address], data_dir, config, name=name)
-    try:
-        member = node.member
-        deadline = time.monotonic() + timeout
-
-        def wait(what: str, condition) -> None:
-            while not condition():
-                if time.monotonic() > deadline:
-                    raise CLIError(f"restore: the member did not get {what} within {timeout:g}s "
-                                   f"(is {address} free?)")
-                time.sleep(0.02)
-
-        wait("elected", lambda: member.is_leader)
-        wait("its name published", lambda: (member.membership.records.get(address) or
-                                             type("r", (), {"name": ""})).name == name)
-        step(f"loading {len(state.kvs)} keys and {len(state.leases)} leases at revision {state.revision}")
-        with member.lock:
-            member.state_machine._deserialize({"store": _store_state(state),
-                                               "members": member.membership.snapshot()})
-        dump = os.path.join(data_dir, "snapshot")
-        step("writing the Raft snapshot")
-        member.forceLogCompaction()
-        wait("its Raft snapshot written", lambda: os.path.exists(dump))
-        with member.lock:
-            if member.store.revision != state.revision:
-                raise CLIError("restore: the state changed while it was written; run it again "
-                               "into an empty --data-dir")
-    finally:
-        node.close()
-    with open(os.path.join(data_dir, "snapshot"), "rb") as f:
-        os.fsync(f.fileno())
-    fsync_dir(data_dir)
+    step(f"writing {len(state.kvs)} keys and {len(state.leases)} leases at revision {state.revision}")
+    write_restored_data_dir(data_dir, address, _store_state(state),
+                            {"address": address, "name": name, "peer_urls": [peer_url], "client_urls": []})
 
 
 @snapshot.command("restore")
@@ -218,7 +169,7 @@ def restore_data_dir(state, data_dir: str, name: str, peer_url: str, step=lambda
 @click.option("--data-dir", required=True, help="A new directory for the member's data.")
 @click.option("--name", default="default", show_default=True, help="The member's name.")
 @click.option("--initial-advertise-peer-urls", "peer_url", default="http://127.0.0.1:2380",
-              show_default=True, help="The member's peer URL (free while restoring).")
+              show_default=True, help="The member's peer URL.")
 @click.option("--initial-cluster", default=None,
               help="NAME=PEER-URL of the one member (as etcdctl takes it; one member only).")
 def restore(path: str, data_dir: str, name: str, peer_url: str, initial_cluster: str | None) -> None:
@@ -227,8 +178,7 @@ def restore(path: str, data_dir: str, name: str, peer_url: str, initial_cluster:
     The member starts at the snapshot's revision, with every key (its
     create and mod revisions, version and lease) and every lease. Start it
     with `raftkv serve`, then add members with `raftkv member add`: they
-    copy the state from it. Run it where the member will run, with nothing
-    listening on its peer URL.
+    copy the state from it.
 
     \b
     Example:

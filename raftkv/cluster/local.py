@@ -62,10 +62,12 @@ class MemberProcess:
     data_dir: str
     log_path: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)   # flags of this member only
     joining: bool = False        # added to a running cluster: --initial-cluster-state existing
     process: subprocess.Popen | None = None
     # where it really listens for peers when a proxy listens on peer_port; None: on peer_port
     listen_peer_port: int | None = None
+    peer_scheme: str = "http"    # https: peer TLS (the member's flags must give its certificates)
 
     @property
     def endpoint(self) -> str:
@@ -74,11 +76,11 @@ class MemberProcess:
     @property
     def peer_url(self) -> str:
         """The URL the other members know it by (advertised)."""
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.peer_scheme}://127.0.0.1:{self.peer_port}"
 
     @property
     def listen_peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.listen_peer_port or self.peer_port}"
+        return f"{self.peer_scheme}://127.0.0.1:{self.listen_peer_port or self.peer_port}"
 
     @property
     def running(self) -> bool:
@@ -101,12 +103,16 @@ class PeerProxy(Protocol):
 class LocalCluster:
     def __init__(self, size: int, base_dir: str, *, base_port: int | None = None,
                  extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-                 wrapper: list[str] | None = None, peer_proxy: PeerProxy | None = None) -> None:
+                 wrapper: list[str] | None = None, peer_proxy: PeerProxy | None = None,
+                 peer_scheme: str = "http") -> None:
         """``wrapper`` prefixes every member's command line (e.g. strace
         injecting fsync delays); it must exec the member in its own process
         group, as strace does, so that kill and pause reach both.
         ``peer_proxy`` carries all peer traffic (see the module's doc); the
-        cluster starts it, and closes it when leaving the ``with`` block."""
+        cluster starts it, and closes it when leaving the ``with`` block.
+        ``peer_scheme`` "https" gives every member https peer URLs (peer TLS;
+        ``extra_args`` or a member's ``extra_args`` name the certificates)."""
+        self.peer_scheme = peer_scheme
         self.base_dir = os.path.abspath(base_dir)
         self.wrapper = list(wrapper or [])
         self.peer_proxy = peer_proxy
@@ -145,6 +151,7 @@ class LocalCluster:
             "--initial-cluster", self.initial_cluster,
             *self._joining_args(member),
             *self.extra_args,
+            *member.extra_args,
         ]
 
     def _joining_args(self, member: MemberProcess) -> list[str]:
@@ -160,7 +167,8 @@ class LocalCluster:
         member = MemberProcess(name=name, client_port=ports[0], peer_port=ports[1],
                                data_dir=os.path.join(self.base_dir, f"{name}.raftkv"),
                                log_path=os.path.join(self.base_dir, f"{name}.log"), joining=joining,
-                               listen_peer_port=ports[2] if self.peer_proxy is not None else None)
+                               listen_peer_port=ports[2] if self.peer_proxy is not None else None,
+                               peer_scheme=self.peer_scheme)
         if self.peer_proxy is not None:
             self.peer_proxy.add_member(member)
         self.members.append(member)

@@ -12,8 +12,15 @@ pysyncobj's own file journal does not keep:
   i.e. before a follower acknowledges an append and before the leader counts
   its own copy toward commit.
 
-Record format: <u32 length><u64 index><u64 term><u32 crc32> command. A torn
-or corrupt tail (a crash mid-write) is cut off when the file is opened.
+Record format: <u32 length><u64 index><u64 term><u32 crc32> command. When
+the file is opened, a torn tail (a crash in the middle of the last write:
+nothing valid after the first bad record) is cut off; a bad record with
+valid records after it is damage, not a crash, and the journal refuses to
+open (``CorruptLog``), as does a term/vote record whose checksum fails.
+
+A failed write or fsync (a full disk, an I/O error) raises ``StorageFailure``:
+the member must stop taking part, since what it would promise next is not
+on disk.
 """
 
 from __future__ import annotations
@@ -22,17 +29,44 @@ import json
 import logging
 import struct
 import zlib
+from collections.abc import Sequence
 
-from raftkv.raft.storage import DurableFile, replace_file
+from raftkv.raft.storage import DurableFile, StorageFailure, replace_file
 
 log = logging.getLogger(__name__)
 
 MAGIC = b"RAFTKV-LOG-1\n"
 _HEADER = struct.Struct("<IQQI")
 
+RECOVERY_HINT = ("this member's data cannot be trusted: remove it from the cluster "
+                 "(raftkv member remove), delete its data directory, and add it again "
+                 "(raftkv member add); it then copies the data from the others")
+
+
+class CorruptLog(ValueError):
+    """Damage in the log or its term/vote record that a crash cannot explain."""
+
 
 def _crc(index: int, term: int, command: bytes) -> int:
     return zlib.crc32(command, zlib.crc32(struct.pack("<QQ", index, term)))
+
+
+def _record_at(data: bytes, offset: int) -> tuple[bytes, int, int, int] | None:
+    """The valid record at ``offset`` as (command, index, term, next offset), or None."""
+    if offset + _HEADER.size > len(data):
+        return None
+    length, index, term, crc = _HEADER.unpack_from(data, offset)
+    start = offset + _HEADER.size
+    if start + length > len(data):
+        return None
+    command = data[start:start + length]
+    if _crc(index, term, command) != crc:
+        return None
+    return command, index, term, start + length
+
+
+def _meta_crc(meta: dict) -> int:
+    return zlib.crc32(json.dumps({k: v for k, v in meta.items() if k != "crc"}, sort_keys=True).encode())
 
 
 class DurableJournal:
@@ -45,7 +79,6 @@ class DurableJournal:
         self._end = 0
         self._meta = self._load_meta()
         self._meta_dirty = False
-        self.before_compaction = None  # called before entries covered by a snapshot are dropped
         self._pending = bytearray()
         self._pending_offset = 0
         self._load()
@@ -55,9 +88,18 @@ class DurableJournal:
     def _load_meta(self) -> dict:
         try:
             with open(self._meta_path, "rb") as f:
-                return json.loads(f.read())
+                raw = f.read()
         except FileNotFoundError:
             return {}
+        try:
+            meta = json.loads(raw)
+            ok = isinstance(meta, dict) and meta.get("crc", _meta_crc(meta)) == _meta_crc(meta)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise CorruptLog(f"{self._meta_path}: the term and vote record is damaged "
+                             f"(checksum mismatch); {RECOVERY_HINT}")
+        return meta
 
     def _load(self) -> None:
         data = self._file.read_all()
@@ -67,23 +109,35 @@ class DurableJournal:
             self._end = len(MAGIC)
             return
         if not data.startswith(MAGIC):
-            raise ValueError(f"{self.path}: not a raftkv log")
+            raise CorruptLog(f"{self.path}: not a raftkv log (wrong header at byte 0); {RECOVERY_HINT}")
         offset = len(MAGIC)
-        while offset + _HEADER.size <= len(data):
-            length, index, term, crc = _HEADER.unpack_from(data, offset)
-            start = offset + _HEADER.size
-            command = data[start:start + length]
-            if len(command) < length or _crc(index, term, command) != crc:
-                break
+        while (record := _record_at(data, offset)) is not None:
+            command, index, term, end = record
+            if self._entries and index != self._entries[-1][1] + 1:
+                raise CorruptLog(f"{self.path}: entry {index} at byte {offset} does not follow entry "
+                                 f"{self._entries[-1][1]}; {RECOVERY_HINT}")
             self._entries.append((command, index, term))
             self._offsets.append(offset)
-            offset = start + length
+            offset = end
         if offset < len(data):
-            log.warning("log tail cut path=%s kept_bytes=%d dropped_bytes=%d",
+            self._check_torn_tail(data, offset)
+            log.warning("log tail cut (a write a crash interrupted) path=%s kept_bytes=%d dropped_bytes=%d",
                         self.path, offset, len(data) - offset)
             self._file.truncate(offset)
             self._file.sync()
         self._end = offset
+        last_term = self._entries[-1][2] if self._entries else 0
+        if last_term > 0 and "term" not in self._meta:
+            raise CorruptLog(f"{self._meta_path}: missing, though {self.path} holds entries of term "
+                             f"{last_term} (the vote this member gave is lost); {RECOVERY_HINT}")
+
+    def _check_torn_tail(self, data: bytes, bad: int) -> None:
+        """Only the last write can be torn: a valid record after the bad one
+        means the damage is in the middle of the log."""
+        for offset in range(bad + 1, len(data) - _HEADER.size + 1):
+            if _record_at(data, offset) is not None:
+                raise CorruptLog(f"{self.path}: damaged record at byte {bad} (checksum mismatch) with "
+                                 f"valid records after it, at byte {offset}; {RECOVERY_HINT}")
 
     # ---- pysyncobj's journal interface ---------------------------------------
 
@@ -104,10 +158,6 @@ class DurableJournal:
             self._pending.clear()
 
     def clear(self) -> None:
-        # pysyncobj clears the log when it installs a snapshot from the
-        # leader: the snapshot must be durable before the log is gone
-        if self.before_compaction is not None:
-            self.before_compaction()
         self._truncate_at(0)
 
     def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 (pysyncobj's name)
@@ -116,10 +166,28 @@ class DurableJournal:
 
     def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
         """Drop the first ``entryTo`` entries (they are in a snapshot now)."""
-        if self.before_compaction is not None:
-            self.before_compaction()
-        self._pending.clear()  # the rewrite below covers every entry
-        kept = self._entries[entryTo:]
+        self._rewrite(self._entries[entryTo:])
+
+    def restart_from(self, entries: Sequence[tuple[bytes, int, int]]) -> None:
+        """Make the log start with ``entries`` (a snapshot's last two):
+        what the log holds after them is kept when the log holds them too,
+        else the log is replaced by them. A log that starts after the
+        first of them has lost entries the snapshot does not cover."""
+        first = entries[0][1]
+        if self._entries and self._entries[0][1] > first:
+            raise CorruptLog(f"{self.path}: starts at entry {self._entries[0][1]}, after the snapshot's "
+                             f"entry {first}: the snapshot that covered the entries before it is "
+                             f"missing or older; {RECOVERY_HINT}")
+        position = first - self._entries[0][1] if self._entries else 0
+        mine = [tuple(e) for e in self._entries[position:position + len(entries)]]
+        if mine == [tuple(e) for e in entries]:
+            if position:
+                self._rewrite(self._entries[position:])
+        else:
+            self._rewrite([tuple(e) for e in entries])
+
+    def _rewrite(self, kept: list) -> None:
+        self._pending.clear()  # the rewrite covers every entry
         body = bytearray(MAGIC)
         offsets = []
         for command, idx, term in kept:
@@ -128,7 +196,7 @@ class DurableJournal:
         self._file.close()
         replace_file(self.path, bytes(body))
         self._file = DurableFile(self.path)
-        self._entries = kept
+        self._entries = list(kept)
         self._offsets = offsets
         self._end = len(body)
 
@@ -139,8 +207,12 @@ class DurableJournal:
         return len(self._entries)
 
     def _destroy(self) -> None:
-        self.sync()  # writes what is buffered
-        self._file.close()
+        try:
+            self.sync()  # writes what is buffered
+        except StorageFailure as e:
+            log.error("the log could not be synced while closing path=%s error=%s", self.path, e)
+        finally:
+            self._file.close()
 
     def flush(self) -> None:
         self.sync()
@@ -193,5 +265,6 @@ class DurableJournal:
         self._end = offset
 
     def _store_meta(self) -> None:
+        self._meta["crc"] = _meta_crc(self._meta)
         replace_file(self._meta_path, json.dumps(self._meta, sort_keys=True).encode())
         self._meta_dirty = False

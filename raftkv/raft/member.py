@@ -17,12 +17,22 @@ What this adds to pysyncobj, each through an extension point:
   commit index and confirms with a majority that it still leads before
   any read waiting on that round is served;
 - lease expiry decided by the leader and applied as a revoke through the
-  log; keep-alives renew the leader's deadline without a log entry.
+  log; keep-alives renew the leader's deadline without a log entry;
+- peer messages on raftkv's own transport (``transport``): plain values,
+  bounded frames, a handshake that checks cluster, member and secret or TLS;
+  nothing is ever unpickled, and membership changes are entries of our own;
+- snapshots of our own (``snapshot``), written by a child that dies with the
+  member (``snapshot_writer``) and renamed into place only when complete;
+  the log is trimmed to a snapshot on start, never cleared because of one;
+  a damaged snapshot or log stops the member instead of being served;
+- a data directory that records whose it is (``identity``);
+- a failed write or fsync stops the member (``StorageFailure``): no vote,
+  no acknowledgement, no term it has not stored.
 """
 
 from __future__ import annotations
 
-import gc
+import glob
 import itertools
 import logging
 import os
@@ -32,9 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pysyncobj.syncobj as _syncobj_module
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer
+from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj.config import FAIL_REASON
-from pysyncobj.transport import TCPTransport
 
 from raftkv.errors import (
     LeaderChanged,
@@ -48,9 +57,16 @@ from raftkv.errors import (
 from raftkv.mvcc.expiry import LeaseDeadlines
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
-from raftkv.raft.journal import DurableJournal
+from raftkv.raft import codec
+from raftkv.raft.identity import DataDirError, DataDirIdentity, derive_cluster_id, open_identity
+from raftkv.raft.journal import CorruptLog, DurableJournal
 from raftkv.raft.membership import MembershipTable, decode_change, encode_change
-from raftkv.raft.storage import sync_existing_file
+from raftkv.raft.messages import message_problem
+from raftkv.raft.peer_auth import PeerSecurity
+from raftkv.raft.snapshot import SnapshotError, SnapshotMeta, load_snapshot, read_meta, state_records, write_snapshot
+from raftkv.raft.snapshot_writer import SnapshotWriter, WriterState
+from raftkv.raft.storage import StorageFailure, install_file
+from raftkv.raft.transport import PeerSettings, PeerTransport
 from raftkv.wire import WireError, decode_request, encode_request
 
 log = logging.getLogger(__name__)
@@ -59,13 +75,17 @@ COMMAND_TYPE = 0x10  # a KV request; pysyncobj's own command types are 0..3
 MEMBER_COMMAND_TYPE = 0x11  # a member's published attributes
 _COMMAND_TAG = bytes([COMMAND_TYPE])
 _MEMBER_TAG = bytes([MEMBER_COMMAND_TYPE])
+_NO_OP_TAG = bytes([1])            # pysyncobj's no-op (a new leader's first entry)
+_MEMBERSHIP_TAG = bytes([2])       # a Raft configuration change: ["add"|"rem", address] as codec bytes
 _STATE_LEADER = 2
+SNAPSHOT_FILE = "snapshot"
+_RECEIVED_SNAPSHOT = "snapshot.received.tmp"
 
 
 def _create_journal(journal_file=None):
-    if journal_file is None:
-        return _original_create_journal(journal_file)
-    return DurableJournal(journal_file)
+    if isinstance(journal_file, DurableJournal):
+        return journal_file  # opened, checked and trimmed by RaftMember before pysyncobj starts
+    return _original_create_journal(journal_file)
 
 
 # pysyncobj builds its journal through this module-level factory.
@@ -94,7 +114,7 @@ def error_for_fail_reason(reason: int) -> RaftKVError:
 _NEEDS_NO_SYNC = frozenset({"append_entries", "apply_command", "apply_command_response"})
 
 
-class SyncingTransport(TCPTransport):
+class SyncingTransport(PeerTransport):
     """Makes the journal durable before any message that acknowledges it leaves
     this member (append responses, votes)."""
 
@@ -102,52 +122,6 @@ class SyncingTransport(TCPTransport):
         if not (isinstance(message, dict) and message.get("type") in _NEEDS_NO_SYNC):
             self._syncObj._sync_journal()
         return super().send(node, message)
-
-
-def _snapshot_state(state: dict) -> dict:
-    return state
-
-
-class _DeferredSnapshot:
-    """Builds the snapshot only when pickled.
-
-    pysyncobj asks for the consumer's data on the tick thread, then forks a
-    child that pickles it to disk. Copying a million keys on the tick thread
-    would stall the member; deferring the copy to pickling moves that work
-    into the child, where the fork's copy-on-write pages hold a frozen state.
-    """
-
-    def __init__(self, state_machine: StateMachine) -> None:
-        self._state_machine = state_machine
-
-    def __reduce__(self):
-        sm = self._state_machine
-        return _snapshot_state, ({"store": sm.store.snapshot(), "members": sm.membership.snapshot()},)
-
-
-class StateMachine(SyncObjConsumer):
-    """What a Raft snapshot holds: the KV store's replicated state."""
-
-    def __init__(self, store: KVStore, membership: MembershipTable,
-                 on_restore: Callable[[], None]) -> None:
-        super().__init__()
-        self.store = store
-        self.membership = membership
-        self._on_restore = on_restore
-        self.frozen = False
-
-    def _serialize(self):
-        # pysyncobj forks right after this. Freezing the collector keeps the
-        # parent's garbage collections from touching (and so copying, page by
-        # page) the whole heap the child is still reading.
-        gc.freeze()
-        self.frozen = True
-        return _DeferredSnapshot(self)
-
-    def _deserialize(self, data):
-        self.store.restore(data["store"])
-        self.membership.restore(data.get("members", []))
-        self._on_restore()
 
 
 @dataclass
@@ -183,10 +157,14 @@ class MemberConfig:
     snapshot_min_entries: int = 100_000
     snapshot_min_seconds: float = 3600.0
     secret: str | None = None
+    # TLS and an allowed CN for peers (the secret above is added to it)
+    peer_security: PeerSecurity | None = None
     limits: StoreLimits = field(default_factory=StoreLimits)
     # host:port the peer server listens on when it differs from the address
     # the others know this member by (a proxy or NAT in between); None: that address
     bind_address: str | None = None
+    # the cluster a new data directory belongs to; None: derived from the peers
+    cluster_id: int | None = None
 
 
 class RaftMember(SyncObj):
@@ -231,9 +209,46 @@ class RaftMember(SyncObj):
         self._leader_contact = clock()
         self._learner_progress: dict[str, tuple[int, float]] = {}
         self._progress_sent = 0.0
+        self.failed = threading.Event()  # set when storage failed: the member stopped taking part
+        self.failure: Exception | None = None
+        self._started = False
+        self._snapshot_path = os.path.join(data_dir, SNAPSHOT_FILE)
+        self._writer = SnapshotWriter()
+        self._writing: SnapshotMeta | None = None
+        self._last_snapshot_at = clock()
+        self._receiving: tuple[object, int] | None = None  # (leader, fd) of a snapshot being received
+
+        voters = sorted(set(peer_addresses) | ({self_address} if not learner else set()))
+        cluster_id = self.config.cluster_id
+        if cluster_id is None:
+            cluster_id = derive_cluster_id(voters)
+        self.identity: DataDirIdentity = open_identity(data_dir, self_address, voters, cluster_id)
+        journal, self._startup_snapshot = self._open_storage()
+        if self._startup_snapshot is not None:
+            peers = self._startup_snapshot.voters
+        else:
+            peers = self.identity.voters
+        security = self.config.peer_security or PeerSecurity()
+        if self.config.secret:
+            security = PeerSecurity.from_secret(
+                self.config.secret, server_tls=security.server_tls,
+                client_tls=security.client_tls, allowed_cn=security.allowed_cn)
+        largest_entry = max(8 * 1024 * 1024, self.config.limits.max_request_bytes + 1024 * 1024)
+        self.peer_settings = PeerSettings(
+            address=self_address,
+            security=security,
+            cluster_id=lambda: self.identity.cluster_id,
+            learn_cluster_id=self.identity.learn_cluster_id,
+            is_learner=lambda address: address in self.membership.learners(),
+            members_answer=self._members_answer,
+            # an append carries up to one batch plus one entry; a snapshot chunk is 64 KiB
+            max_frame=2 * largest_entry + 1024 * 1024,
+            max_send_buffer=max(128 * 1024 * 1024, 4 * largest_entry),
+            bind_address=self.config.bind_address,
+        )
         conf = SyncObjConf(
-            journalFile=os.path.join(data_dir, "raft.log"),
-            fullDumpFile=os.path.join(data_dir, "snapshot"),
+            journalFile=journal,
+            fullDumpFile=self._snapshot_path,
             appendEntriesUseBatch=False,
             appendEntriesPeriod=self.config.heartbeat_interval,
             raftMinTimeout=self.config.election_timeout_min,
@@ -242,30 +257,85 @@ class RaftMember(SyncObj):
             connectionTimeout=max(3.5, self.config.election_timeout_max * 2),
             connectionRetryTime=0.2,
             # one message carries any single entry: pysyncobj's chunked
-            # transmission path would bypass the AppendEntries fix below
-            appendEntriesBatchSizeBytes=8 * 1024 * 1024,
+            # transmission of a larger one would pickle it
+            appendEntriesBatchSizeBytes=largest_entry,
             logCompactionMinEntries=self.config.snapshot_min_entries,
             logCompactionMinTime=self.config.snapshot_min_seconds,
             dynamicMembershipChange=True,
-            password=self.config.secret,
-            bindAddress=self.config.bind_address,
             commandsWaitLeader=True,
             onStateChanged=self._on_state_changed,
         )
-        self.state_machine = StateMachine(self.store, self.membership, self._leases_restored)
-        super().__init__(
-            None if learner else self_address, [p for p in peer_addresses if p != self_address], conf,
-            consumers=[self.state_machine], transportClass=SyncingTransport,
-        )
+        try:
+            super().__init__(
+                None if learner else self_address, [p for p in peers if p != self_address], conf,
+                transportClass=SyncingTransport,
+            )
+        except BaseException:
+            journal._destroy()
+            raise
         # pysyncobj stops ticking once the thread that created it ends; a
         # member lives until closed, whichever thread started it
         self._SyncObj__mainThread = threading.main_thread()
-        if not learner:
-            # lets a member that is starting ask whether it is a learner
-            self._SyncObj__transport.setOnUtilityMessageCallback("raftkv_members", self._members_utility)
-        # the snapshot must be durable before the log entries it replaces go
-        self._journal.before_compaction = lambda: sync_existing_file(conf.fullDumpFile)
         self.addOnTickCallback(self._on_tick)
+
+    # ---- the data directory -----------------------------------------------------
+
+    def _open_storage(self) -> tuple[DurableJournal, SnapshotMeta | None]:
+        """Open the log and the snapshot, check them against each other and
+        this member's identity, load the snapshot's state, and trim the log
+        to start where the snapshot ends. Raises DataDirError (naming the file)
+        for anything that is not this member's intact data."""
+        for stale in glob.glob(os.path.join(self.data_dir, "snapshot.*.tmp")):
+            os.remove(stale)  # a snapshot a crash interrupted, never in use
+        try:
+            journal = DurableJournal(os.path.join(self.data_dir, "raft.log"))
+        except CorruptLog as e:
+            raise DataDirError(str(e)) from None
+        try:
+            meta = None
+            if os.path.exists(self._snapshot_path):
+                try:
+                    with self.lock:
+                        meta = load_snapshot(self._snapshot_path, self.store, self.membership)
+                except SnapshotError as e:
+                    raise DataDirError(f"{e}: the snapshot is damaged; this member's data cannot be "
+                                    "trusted. Remove it from the cluster (raftkv member remove), delete "
+                                    "its data directory, and add it again (raftkv member add)") from None
+                if self.identity.cluster_id and meta.cluster_id and meta.cluster_id != self.identity.cluster_id:
+                    raise DataDirError(f"{self._snapshot_path}: a snapshot of cluster {meta.cluster_id:x}, "
+                                    f"not of this member's cluster {self.identity.cluster_id:x}")
+                journal.restart_from(meta.entries)
+                self._leases_restored()
+            elif len(journal) and journal[0][1] > 1:
+                raise DataDirError(f"{self._snapshot_path}: missing, though {journal.path} starts at entry "
+                                f"{journal[0][1]}: the entries before it are lost. Remove this member from "
+                                "the cluster (raftkv member remove), delete its data directory, and add it "
+                                "again (raftkv member add)")
+        except CorruptLog as e:
+            journal._destroy()
+            raise DataDirError(str(e)) from None
+        except BaseException:
+            journal._destroy()
+            raise
+        return journal, meta
+
+    def _finish_start(self) -> None:
+        """On the first tick: pysyncobj starts from index 1; a member restarted
+        from a snapshot has applied everything the snapshot covers."""
+        self._SyncObj__needLoadDumpFile = False  # loaded already, by our own reader
+        meta = self._startup_snapshot
+        if meta is not None:
+            self._adopt_snapshot(meta)
+        self._startup_snapshot = None
+
+    def _adopt_snapshot(self, meta: SnapshotMeta) -> None:
+        """Raft's indexes and configuration after the state became the snapshot's."""
+        self._SyncObj__raftLastApplied = meta.index
+        if self._SyncObj__raftCommitIndex < meta.index:
+            self._SyncObj__raftCommitIndex = meta.index
+            self._journal.setRaftCommitIndex(meta.index)
+        self._SyncObj__raftCommitIndex = min(self._SyncObj__raftCommitIndex, self._SyncObj__getCurrentLogIndex())
+        self._SyncObj__updateClusterConfiguration([v for v in meta.voters if v != self.address])
 
     # ---- pysyncobj internals we rely on (pinned to 0.3.17) ---------------------
 
@@ -346,9 +416,19 @@ class RaftMember(SyncObj):
         tag = command[:1]
         if tag == _MEMBER_TAG:
             return self._apply_member_change(command[1:])
+        if tag == _NO_OP_TAG:
+            return None
+        if tag == _MEMBERSHIP_TAG:
+            # after a restart, pysyncobj learns configuration changes as it applies the log
+            change = self._SyncObj__parseChangeClusterRequest(command)
+            if change is not None:
+                self._notice_own_removal(change)
+                self._SyncObj__doChangeCluster(change)
+            return None
         if tag != _COMMAND_TAG:
-            self._notice_own_removal(command)
-            return SyncObj._SyncObj__doApplyCommand(self, command)
+            # pysyncobj's own replicated calls and code versions are pickles: raftkv writes none
+            log.error("log entry of an unknown kind skipped tag=%r", tag)
+            return None
         try:
             request = decode_request(command[1:])
         except WireError as e:
@@ -414,9 +494,23 @@ class RaftMember(SyncObj):
             self._SyncObj__transport.send(
                 node, {"type": "rk_progress", "address": self.address, "applied": self.applied_index})
 
-    def _members_utility(self, args, callback) -> None:
+    def _members_answer(self) -> str:
+        """What a starting member asks on the peer port: is it a learner?"""
         with self.lock:
-            callback(self.membership.to_json(), None)
+            return self.membership.to_json()
+
+    def _SyncObj__parseChangeClusterRequest(self, command):  # noqa: N802 (replaces pysyncobj's pickle)
+        if command[:1] != _MEMBERSHIP_TAG:
+            return None
+        try:
+            change = codec.decode(bytes(command[1:]))
+        except codec.DecodeError:
+            change = None
+        if not (isinstance(change, list) and len(change) == 2 and change[0] in ("add", "rem")
+                and isinstance(change[1], str)):
+            log.error("undecodable configuration change skipped")
+            return None
+        return change
 
     def _SyncObj__doChangeCluster(self, request, reverse=False):  # noqa: N802 (extends pysyncobj's)
         removing = request[0] == "rem" and not reverse
@@ -448,9 +542,8 @@ class RaftMember(SyncObj):
             for node in due:
                 self._SyncObj__transport.dropNode(node)
 
-    def _notice_own_removal(self, command: bytes) -> None:
-        change = self._SyncObj__parseChangeClusterRequest(command)
-        if change is not None and change[0] == "rem" and change[1] == self.address:
+    def _notice_own_removal(self, change: list) -> None:
+        if change[0] == "rem" and change[1] == self.address:
             log.warning("this member was removed from the cluster address=%s", self.address)
             self.removed.set()
 
@@ -474,11 +567,8 @@ class RaftMember(SyncObj):
                 outcome.append(error)
                 done.set()
 
-            if add is not None:
-                self.addNodeToCluster(add, finish)
-            else:
-                self.removeNodeFromCluster(remove, finish)
-            self._wake()
+            change = ["add", add] if add is not None else ["rem", remove]
+            self._applyCommand(codec.encode(change), finish, _MEMBERSHIP_TAG[0])
             if not done.wait(max(0.0, deadline - time.monotonic())):
                 raise RequestTimedOut()
             if outcome[0] == FAIL_REASON.SUCCESS:
@@ -545,31 +635,38 @@ class RaftMember(SyncObj):
 
     def _SyncObj__onMessageReceived(self, node, message):  # noqa: N802 (overrides pysyncobj's handler)
         kind = message.get("type") if isinstance(message, dict) else None
-        if kind is None:
-            log.warning("ignored a malformed peer message peer=%s", getattr(node, "address", node))
-            return
-        if kind.startswith("rk_"):
+        if isinstance(kind, str) and kind.startswith("rk_"):
             self._on_raftkv_message(node, message, kind)
+            return
+        problem = message_problem(message)
+        if problem is not None:
+            log.warning("ignored a malformed peer message peer=%s problem=%s", getattr(node, "id", node), problem)
             return
         if kind in ("request_vote", "append_entries") and node not in self._voters():
             return  # e.g. a member just removed: it must not disturb the others
-        if (kind == "append_entries" and "prevLogIdx" in message
-                and "transmission" not in message
-                and message.get("term", -1) >= self._SyncObj__raftCurrentTerm):
-            self._on_append_entries(node, message)
-            return
+        if kind == "append_entries" and message["term"] >= self._SyncObj__raftCurrentTerm:
+            if "prevLogIdx" in message:
+                self._on_append_entries(node, message)
+                return
+            if "serialized" in message:
+                self._follow(node, message)
+                self._on_snapshot_chunk(node, message["serialized"])
+                return
         SyncObj._SyncObj__onMessageReceived(self, node, message)
 
-    def _on_append_entries(self, node, message) -> None:
-        # Let pysyncobj do the bookkeeping of a valid leader's message (term,
-        # leader, election deadline, follower state) on a copy that carries no
-        # log operation, then do the log operation by Raft's rules.
+    def _follow(self, node, message) -> None:
+        """pysyncobj's bookkeeping of a valid leader's message (term, leader,
+        election deadline, follower state), on a copy without log operations."""
         SyncObj._SyncObj__onMessageReceived(self, node, {
             "type": "append_entries",
             "term": message["term"],
             "commit_index": self._SyncObj__raftCommitIndex,
         })
         self._leader_contact = self._clock()
+
+    def _on_append_entries(self, node, message) -> None:
+        # pysyncobj's bookkeeping first, then the log operation by Raft's rules
+        self._follow(node, message)
         get_entries = self._SyncObj__getEntries
         prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
         prev = get_entries(prev_idx, 1)
@@ -623,6 +720,106 @@ class RaftMember(SyncObj):
                 self._SyncObj__doChangeCluster(change, reverse=True)
         log.info("truncating conflicting log suffix from_index=%d", index)
         self._SyncObj__deleteEntriesFrom(index)
+
+    # ---- snapshots ------------------------------------------------------------------
+
+    def _SyncObj__tryLogCompaction(self):  # noqa: N802 (replaces pysyncobj's pickling snapshots)
+        state = self._writer.poll()
+        if state is WriterState.DONE:
+            self._install_written_snapshot()
+        elif state is WriterState.FAILED:
+            self._discard(self._writer.path)
+            self._writing = None
+        if self._writer.busy:
+            return
+        forced = self._SyncObj__forceLogCompaction
+        due = (len(self._journal) > self.config.snapshot_min_entries
+               or self._clock() - self._last_snapshot_at > self.config.snapshot_min_seconds)
+        if not (due or forced):
+            return
+        self._SyncObj__forceLogCompaction = False
+        self._last_snapshot_at = self._clock()
+        applied = self.applied_index
+        entries = self._SyncObj__getEntries(applied - 1, 2)
+        if len(entries) < 2 or applied <= self._journal[0][1] + 1:
+            return  # nothing new since the last snapshot
+        meta = SnapshotMeta(applied, entries[1][2], [tuple(e) for e in entries],
+                            sorted(self.voting_addresses()), self.identity.cluster_id)
+        path = os.path.join(self.data_dir, f"snapshot.{applied}.tmp")
+        self._discard(path)
+        store, membership = self.store, self.membership
+        if self._writer.start(path, lambda p: write_snapshot(p, meta, state_records(store, membership))):
+            self._writing = meta
+
+    def _install_written_snapshot(self) -> None:
+        """The child wrote and fsynced the snapshot: put it in place, then
+        drop the log entries it covers (in that order, so a crash between
+        the two leaves a snapshot and a log that still overlap)."""
+        meta, self._writing = self._writing, None
+        install_file(self._writer.path, self._snapshot_path)
+        self._SyncObj__deleteEntriesTo(meta.index - 1)
+        # a follower being sent the previous file starts again with this one
+        for node in self._voters() | self._SyncObj__readonlyNodes:
+            self._SyncObj__serializer.cancelTransmisstion(node)
+        log.info("snapshot written index=%d term=%d log_entries=%d", meta.index, meta.term, len(self._journal))
+
+    def _SyncObj__loadDumpFile(self, clearJournal):  # noqa: N802,N803 (pysyncobj's loader: never used)
+        log.error("pysyncobj asked to load a snapshot by itself; ignored")
+
+    def _on_snapshot_chunk(self, node, chunk) -> None:
+        """A piece of the leader's snapshot file (pysyncobj sends the file in
+        chunks). The whole file is checked before anything is replaced."""
+        if chunk is None:
+            return
+        data, first, last = chunk
+        path = os.path.join(self.data_dir, _RECEIVED_SNAPSHOT)
+        if first:
+            self._close_received()
+            self._receiving = (node, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        if self._receiving is None or self._receiving[0] != node:
+            return  # its beginning was missed: the leader sends it again
+        fd = self._receiving[1]
+        try:
+            os.write(fd, data)
+            if not last:
+                return
+            os.fsync(fd)
+        except OSError as e:
+            self._close_received()
+            raise StorageFailure.of(e, path) from e
+        self._close_received()
+        try:
+            meta = read_meta(path)
+            if self.identity.cluster_id and meta.cluster_id and meta.cluster_id != self.identity.cluster_id:
+                raise SnapshotError(path, 0, f"a snapshot of another cluster ({meta.cluster_id:x})")
+        except SnapshotError as e:
+            log.error("received snapshot refused leader=%s error=%s", getattr(node, "id", node), e)
+            self._discard(path)
+            return
+        self._writer.abandon()  # a snapshot of our own older state must not replace this one
+        self._discard(self._writer.path)
+        self._writing = None
+        with self.lock:
+            load_snapshot(path, self.store, self.membership)  # checked above: no error expected
+        self._leases_restored()
+        install_file(path, self._snapshot_path)
+        self._journal.restart_from(meta.entries)
+        self._adopt_snapshot(meta)
+        log.info("installed the leader's snapshot index=%d term=%d", meta.index, meta.term)
+        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=meta.index + 1, success=True)
+
+    def _close_received(self) -> None:
+        if self._receiving is not None:
+            os.close(self._receiving[1])
+            self._receiving = None
+
+    @staticmethod
+    def _discard(path: str | None) -> None:
+        if path:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
 
     # ---- reads -------------------------------------------------------------------
 
@@ -821,13 +1018,36 @@ class RaftMember(SyncObj):
             self._requests.append(work)
         self._wake()
 
+    def _onTick(self, timeToWait=0.0):  # noqa: N802,N803 (wraps pysyncobj's tick)
+        if self.failed.is_set():
+            time.sleep(timeToWait or 0.1)
+            return
+        try:
+            if not self._started:
+                self._started = True
+                self._finish_start()
+            SyncObj._onTick(self, timeToWait)
+        except StorageFailure as e:
+            self._stop_taking_part(e)
+
+    def _stop_taking_part(self, error: Exception) -> None:
+        """Storage failed: what this member would acknowledge, vote or apply
+        next is not on disk. It stops sending anything and closes its peer
+        connections; the process that runs it should exit (``failed``)."""
+        log.critical("storage failed; this member stops taking part in the cluster data_dir=%s error=%s",
+                     self.data_dir, error)
+        self.failure = error
+        self.failed.set()
+        self._writer.abandon()
+        try:
+            self._SyncObj__transport.destroy()
+        except Exception:  # noqa: BLE001 - already failing; the transport is best effort
+            log.exception("closing the peer transport failed")
+
     def _on_tick(self) -> None:
         # Entries written during this tick become durable before the next
         # tick's commit computation counts the leader's own copy.
         self._sync_journal()
-        if self.state_machine.frozen and not self._SyncObj__serializer._Serializer__pid:
-            self.state_machine.frozen = False  # the snapshot child is done
-            gc.unfreeze()
         if self.is_leader and not self._voters() and self.commit_index < self._SyncObj__getCurrentLogIndex():
             # alone, no reply will wake the next tick: do not wait for the timer
             self._wake()
@@ -846,4 +1066,9 @@ class RaftMember(SyncObj):
 
     def close(self) -> None:
         self.destroy_synchronous()
-        self._sync_journal()
+        self._writer.abandon()
+        if self._receiving is not None:
+            os.close(self._receiving[1])
+            self._receiving = None
+        if not self.failed.is_set():
+            self._sync_journal()

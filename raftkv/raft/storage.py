@@ -16,6 +16,15 @@ import shutil
 SHADOW_ENV = "RAFTKV_POWER_LOSS_SHADOW"
 
 
+class StorageFailure(OSError):
+    """A write or fsync of the member's data failed (a full disk, an I/O
+    error): what the member would promise next is not on disk."""
+
+    @classmethod
+    def of(cls, error: OSError, path: str) -> StorageFailure:
+        return cls(error.errno, f"cannot write {path}: {error.strerror or error}")
+
+
 def _shadow_root() -> str | None:
     return os.environ.get(SHADOW_ENV) or None
 
@@ -65,20 +74,31 @@ class DurableFile:
 
     def append(self, data: bytes, offset: int) -> None:
         view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view = view[written:]
-            offset += written
         self.dirty = True
+        try:
+            while view:
+                written = os.pwrite(self._fd, view, offset)
+                view = view[written:]
+                offset += written
+        except OSError as e:
+            raise StorageFailure.of(e, self.path) from e
 
     def truncate(self, size: int) -> None:
-        os.ftruncate(self._fd, size)
         self.dirty = True
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as e:
+            raise StorageFailure.of(e, self.path) from e
 
     def sync(self) -> None:
         if not self.dirty:
             return
-        os.fsync(self._fd)
+        try:
+            os.fsync(self._fd)
+        except OSError as e:
+            # after a failed fsync the kernel may have dropped the dirty
+            # pages: nothing written since the last good sync is known durable
+            raise StorageFailure.of(e, self.path) from e
         self.dirty = False
         if _shadow_root():
             shadow = _shadow_path(self.path)
@@ -96,19 +116,45 @@ class DurableFile:
 
 
 def replace_file(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably (tmp, fsync, rename, fsync dir)."""
+    """Write ``data`` to ``path`` atomically and durably (tmp, fsync, rename,
+    fsync dir). On failure the temporary file is removed and ``path`` is as it was."""
     tmp = path + ".tmp"
-    f = DurableFile(tmp)
     try:
-        f.truncate(0)
-        f.append(data, 0)
-        f.sync()
-    finally:
-        f.close()
-    os.replace(tmp, path)
-    if _shadow_root():
-        _pending_renames.append((os.path.abspath(tmp), os.path.abspath(path)))
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+        f = DurableFile(tmp)
+        try:
+            f.truncate(0)
+            f.append(data, 0)
+            f.sync()
+        finally:
+            f.close()
+    except OSError as e:
+        _remove_quietly(tmp)
+        raise e if isinstance(e, StorageFailure) else StorageFailure.of(e, tmp) from e
+    rename_durably(tmp, path)
+
+
+def rename_durably(src: str, dst: str) -> None:
+    """Rename a complete, fsynced file into place and fsync the directory."""
+    try:
+        os.replace(src, dst)
+        if _shadow_root():
+            _pending_renames.append((os.path.abspath(src), os.path.abspath(dst)))
+        fsync_dir(os.path.dirname(os.path.abspath(dst)))
+    except OSError as e:
+        raise StorageFailure.of(e, dst) from e
+
+
+def install_file(src: str, dst: str) -> None:
+    """Put a file another process wrote and fsynced (a snapshot) in place of ``dst``."""
+    sync_existing_file(src)  # a no-op fsync, but it records the file in a power-loss shadow
+    rename_durably(src, dst)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def sync_existing_file(path: str) -> None:

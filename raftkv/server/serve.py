@@ -15,10 +15,14 @@ import grpc
 import prometheus_client
 
 from raftkv.client.node import Node
-from raftkv.raft.membership import member_id
 from raftkv.mvcc.store import DEFAULT_MAX_REQUEST_BYTES, StoreLimits
+from raftkv.raft.identity import IDENTITY_FILE, DataDirError
 from raftkv.raft.member import MemberConfig
+from raftkv.raft.membership import member_id, records_from_json
+from raftkv.raft.peer_auth import PeerSecurity, is_loopback
+from raftkv.raft.transport import query_members
 from raftkv.server.context import ServerContext
+from raftkv.server.peer_tls import PeerTLSError, PeerTLSFlags, peer_security
 from raftkv.server.http import MetricsHTTPServer
 from raftkv.server.maintenance import ETCD_API_VERSION
 from raftkv.server.metrics import ServerMetrics
@@ -31,6 +35,10 @@ class ConfigError(ValueError):
     """A flag value that cannot work; the message says which and why."""
 
 
+class MemberFailed(RuntimeError):
+    """The member stopped: its storage failed (the message says how)."""
+
+
 @dataclass
 class ServeConfig:
     name: str = "default"
@@ -41,6 +49,7 @@ class ServeConfig:
     initial_advertise_peer_urls: list[str] | None = None
     initial_cluster: str | None = None
     initial_cluster_state: str = "new"
+    initial_cluster_token: str = "etcd-cluster"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     heartbeat_interval_ms: int = 50
     election_timeout_ms: int = 500
@@ -50,6 +59,8 @@ class ServeConfig:
     trusted_ca_file: str | None = None
     client_cert_auth: bool = False
     peer_secret: str | None = None
+    peer_tls: PeerTLSFlags = field(default_factory=PeerTLSFlags)
+    insecure_peer: bool = False
     listen_metrics_urls: list[str] = field(default_factory=list)
 
 
@@ -70,29 +81,70 @@ def parse_initial_cluster(value: str) -> dict[str, str]:
     return members
 
 
-def cluster_id(members: dict[str, str]) -> int:
+def cluster_id(members: dict[str, str], token: str = "etcd-cluster") -> int:
+    """The id of a new cluster: its members' names and peer addresses, and
+    --initial-cluster-token (so two clusters on the same addresses differ)."""
     text = ",".join(f"{name}={members[name]}" for name in sorted(members))
+    if token != "etcd-cluster":
+        text += f"/{token}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
 
 
-def joining_as_learner(address: str, peers, secret: str | None, timeout: float = 2.0) -> bool:
-    """Ask the running members whether ``address`` was added as a learner
-    (``etcdctl member add --learner``): it then joins without voting."""
-    from pysyncobj.utility import TcpUtility, UtilityException
+@dataclass
+class Joining:
+    """What a member joining a running cluster learns from it first."""
 
-    from raftkv.raft.membership import records_from_json
+    cluster_id: int
+    learner: bool
 
+
+def ask_running_cluster(address: str, peers, security: PeerSecurity, timeout: float = 2.0) -> Joining | None:
+    """Ask the running members for the cluster's id and whether ``address``
+    was added as a learner (``etcdctl member add --learner``)."""
     for peer in peers:
         if peer == address:
             continue
         try:
-            answer = TcpUtility(password=secret, timeout=timeout).executeCommand(peer, ["raftkv_members"])
-            records = records_from_json(answer)
-        except (UtilityException, ValueError, TypeError, KeyError) as e:
-            log.info("could not ask a peer about membership peer=%s error=%s", peer, e)
+            answer = query_members(peer, security, sender=address, timeout=timeout)
+            records = records_from_json(answer.members_json)
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            log.info("could not ask a peer about the cluster peer=%s error=%s", peer, e)
             continue
-        return any(r.address == address and r.is_learner for r in records)
-    return False
+        return Joining(answer.cluster_id, any(r.address == address and r.is_learner for r in records))
+    return None
+
+
+def _url_host(url: str) -> str:
+    parsed = urlparse(url if "://" in url else "http://" + url)
+    return parsed.hostname or ""
+
+
+def _peer_security(config: ServeConfig, data_dir: str, peer_urls: list[str]) -> PeerSecurity:
+    """Peer TLS for https peer URLs, the secret, and the refusal to expose
+    an unauthenticated peer port beyond loopback."""
+    schemes = {urlparse(u).scheme for u in peer_urls if "://" in u} or {"http"}
+    tls = config.peer_tls
+    if "https" in schemes and not tls.given:
+        raise ConfigError("https peer URLs need --peer-cert-file and --peer-key-file (or --peer-auto-tls)")
+    if tls.given and "https" not in schemes:
+        log.warning("peer TLS flags are ignored: the peer URLs are http, not https")
+        tls = PeerTLSFlags()
+    hosts = sorted({_url_host(u) for u in peer_urls})
+    try:
+        security = peer_security(tls, config.peer_secret, data_dir, hosts)
+    except PeerTLSError as e:
+        raise ConfigError(str(e)) from None
+    exposed = [h for h in hosts if not is_loopback(h)]
+    if exposed and not security.authenticated:
+        if not config.insecure_peer:
+            raise ConfigError(
+                f"the peer port listens beyond loopback ({', '.join(exposed)}) with no peer authentication: "
+                "give every member the same --peer-secret-file, or peer TLS (--peer-cert-file, "
+                "--peer-key-file, --peer-trusted-ca-file, --peer-client-cert-auth, https peer URLs), "
+                "or say --insecure-peer if every host that can reach the peer port is trusted")
+        log.warning("insecure peer port: members do not authenticate each other (--insecure-peer); "
+                    "anyone who reaches %s can disturb the cluster", ",".join(exposed))
+    return security
 
 
 class Member:
@@ -111,24 +163,36 @@ class Member:
         # as etcd: listen on --listen-peer-urls, be known by the advertised URL
         listen_peer = host_port(config.listen_peer_urls[0])
         data_dir = config.data_dir or f"{config.name}.raftkv"
+        security = _peer_security(config, data_dir, list(config.listen_peer_urls) + list(advertise_peers))
+        new_data = not os.path.exists(os.path.join(data_dir, IDENTITY_FILE)) \
+            and not os.path.exists(os.path.join(data_dir, "raft.log"))
+        learner = False
+        new_cluster_id = cluster_id(members, config.initial_cluster_token)
+        if config.initial_cluster_state == "existing" and new_data:
+            joining = ask_running_cluster(self.peer_address, members.values(), security)
+            if joining is None:
+                raise ConfigError("--initial-cluster-state existing: no member of --initial-cluster answered "
+                                  f"on its peer URL ({', '.join(v for v in members.values() if v != self.peer_address)})")
+            learner, new_cluster_id = joining.learner, joining.cluster_id
         member_config = MemberConfig(
-            bind_address=listen_peer if listen_peer != self.peer_address else None,
+            bind_address=listen_peer,
             heartbeat_interval=config.heartbeat_interval_ms / 1000,
             election_timeout_min=config.election_timeout_ms / 1000,
             election_timeout_max=2 * config.election_timeout_ms / 1000,
-            secret=config.peer_secret,
+            peer_security=security,
             snapshot_min_entries=config.snapshot_count,
             limits=StoreLimits(max_request_bytes=config.max_request_bytes),
+            cluster_id=new_cluster_id,
         )
         client_urls = config.advertise_client_urls or config.listen_client_urls
-        learner = False
-        if config.initial_cluster_state == "existing" and not os.path.exists(os.path.join(data_dir, "raft.log")):
-            learner = joining_as_learner(self.peer_address, members.values(), config.peer_secret)
-        self.node = Node(self.peer_address, list(members.values()), data_dir, member_config,
-                         name=config.name, client_urls=client_urls, learner=learner)
+        try:
+            self.node = Node(self.peer_address, list(members.values()), data_dir, member_config,
+                             name=config.name, client_urls=client_urls, learner=learner)
+        except DataDirError as e:
+            raise ConfigError(str(e)) from None
         self.context = ServerContext(
             kv=self.node,
-            cluster_id=cluster_id(members),
+            cluster_id=self.node.member.identity.cluster_id,
             member_id=member_id(self.peer_address),
             name=config.name,
             client_urls=client_urls,
@@ -205,9 +269,17 @@ def run(config: ServeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     member.start()
+    failure = None
     while not stopping.wait(0.2):
-        if member.node.member.removed.is_set():
+        raft = member.node.member
+        if raft.removed.is_set():
             log.warning("the member has been permanently removed from the cluster; stopping")
+            break
+        if raft.failed.is_set():
+            failure = raft.failure
             break
     log.info("stopping name=%s", config.name)
     member.stop()
+    if failure is not None:
+        raise MemberFailed(f"stopped: {failure}; free space or fix the disk under {raft.data_dir}, "
+                           "then start the member again") from None

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from raftkv.raft import storage
-from raftkv.raft.journal import DurableJournal
+from raftkv.raft.journal import CorruptLog, DurableJournal
 
 
 @pytest.fixture
@@ -21,8 +21,15 @@ def entries(journal):
     return [journal[i] for i in range(len(journal))]
 
 
-def test_entries_survive_reopen_after_sync(path):
+def new_journal(path):
+    """A journal as a member has one: its term is recorded before it holds entries of that term."""
     j = DurableJournal(path)
+    j.setCurrentTerm(9, None)
+    return j
+
+
+def test_entries_survive_reopen_after_sync(path):
+    j = new_journal(path)
     j.add(b"a", 1, 1)
     j.add(b"bb", 2, 1)
     j.add(b"", 3, 2)
@@ -32,7 +39,7 @@ def test_entries_survive_reopen_after_sync(path):
 
 
 def test_add_marks_unsynced_until_sync(path):
-    j = DurableJournal(path)
+    j = new_journal(path)
     assert not j.unsynced
     j.add(b"x", 1, 1)
     assert j.unsynced
@@ -41,7 +48,7 @@ def test_add_marks_unsynced_until_sync(path):
 
 
 def test_torn_tail_is_cut_and_later_appends_land_after_it(path):
-    j = DurableJournal(path)
+    j = new_journal(path)
     j.add(b"one", 1, 1)
     j.add(b"two", 2, 1)
     j.sync()
@@ -57,8 +64,8 @@ def test_torn_tail_is_cut_and_later_appends_land_after_it(path):
     assert entries(DurableJournal(path)) == [(b"one", 1, 1), (b"three", 2, 2)]
 
 
-def test_corrupt_record_ends_the_log(path):
-    j = DurableJournal(path)
+def test_a_damaged_last_record_is_a_torn_tail(path):
+    j = new_journal(path)
     j.add(b"good", 1, 1)
     j.add(b"evil", 2, 1)
     j.sync()
@@ -70,7 +77,7 @@ def test_corrupt_record_ends_the_log(path):
 
 
 def test_delete_entries_from_truncates_the_suffix(path):
-    j = DurableJournal(path)
+    j = new_journal(path)
     for i in range(1, 6):
         j.add(b"c%d" % i, i, 1)
     j.deleteEntriesFrom(2)
@@ -81,7 +88,7 @@ def test_delete_entries_from_truncates_the_suffix(path):
 
 
 def test_delete_entries_to_keeps_the_tail(path):
-    j = DurableJournal(path)
+    j = new_journal(path)
     for i in range(1, 6):
         j.add(b"c%d" % i, i, 1)
     j.deleteEntriesTo(3)
@@ -93,7 +100,7 @@ def test_delete_entries_to_keeps_the_tail(path):
 
 
 def test_clear(path):
-    j = DurableJournal(path)
+    j = new_journal(path)
     j.add(b"a", 1, 1)
     j.clear()
     j.add(b"b", 7, 3)
@@ -107,7 +114,7 @@ def test_term_and_vote_are_durable_when_set(path, tmp_path, monkeypatch):
     with a power-loss shadow, the shadow already has it when the call returns."""
     shadow = tmp_path / "shadow"
     monkeypatch.setenv(storage.SHADOW_ENV, str(shadow))
-    j = DurableJournal(path)
+    j = new_journal(path)
     j.setCurrentTerm(7, "127.0.0.1:2380")
     data_dir = os.path.dirname(path)
     storage.restore_shadow(data_dir, str(shadow))
@@ -118,7 +125,7 @@ def test_term_and_vote_are_durable_when_set(path, tmp_path, monkeypatch):
 def test_power_loss_drops_unsynced_entries_only(path, tmp_path, monkeypatch):
     shadow = tmp_path / "shadow"
     monkeypatch.setenv(storage.SHADOW_ENV, str(shadow))
-    j = DurableJournal(path)
+    j = new_journal(path)
     j.add(b"acked", 1, 1)
     j.sync()
     j.add(b"not-synced", 2, 1)
@@ -127,8 +134,90 @@ def test_power_loss_drops_unsynced_entries_only(path, tmp_path, monkeypatch):
 
 
 def test_commit_index_is_saved_lazily(path):
-    j = DurableJournal(path)
+    j = new_journal(path)
     j.setRaftCommitIndex(5)
     assert DurableJournal(path).getRaftCommitIndex() == 1
     j.onOneSecondTimer()
     assert DurableJournal(path).getRaftCommitIndex() == 5
+
+
+def _written(path, commands):
+    j = new_journal(path)
+    for i, command in enumerate(commands, start=1):
+        j.add(command, i, 1)
+    j.sync()
+    j._destroy()
+    return bytearray(open(path, "rb").read())
+
+
+def test_damage_with_valid_records_after_it_is_refused(path):
+    """Bit rot in the middle is not a crash: cutting there would drop
+    acknowledged entries, so the journal refuses, naming file and offset."""
+    data = _written(path, [b"one" * 10, b"two" * 10, b"three" * 10])
+    second = data.index(b"two")
+    data[second + 3] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(CorruptLog) as e:
+        DurableJournal(path)
+    assert path in str(e.value) and "byte" in str(e.value) and "member remove" in str(e.value)
+    assert os.path.getsize(path) == len(data)  # nothing cut
+
+
+def test_a_damaged_length_with_records_after_it_is_refused(path):
+    data = _written(path, [b"a" * 50, b"b" * 50, b"c" * 50])
+    first = data.index(b"a" * 50) - 24  # the first record's header
+    data[first] ^= 0x40  # its length
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(CorruptLog):
+        DurableJournal(path)
+
+
+def test_a_damaged_term_record_is_refused(path):
+    _written(path, [b"x"])
+    meta = path + ".meta"
+    text = open(meta).read()
+    open(meta, "w").write(text.replace('"term": 9', '"term": 8'))
+    with pytest.raises(CorruptLog) as e:
+        DurableJournal(path)
+    assert meta in str(e.value)
+
+
+def test_a_missing_term_record_is_refused_when_the_log_has_terms(path):
+    _written(path, [b"x"])
+    os.remove(path + ".meta")
+    with pytest.raises(CorruptLog) as e:
+        DurableJournal(path)
+    assert "vote" in str(e.value)
+
+
+def test_restart_from_keeps_what_follows_the_snapshot(path):
+    j = new_journal(path)
+    for i in range(1, 8):
+        j.add(b"c%d" % i, i, 1)
+    j.restart_from([(b"c4", 4, 1), (b"c5", 5, 1)])
+    assert entries(j) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1), (b"c7", 7, 1)]
+    j._destroy()
+    assert entries(DurableJournal(path))[0] == (b"c4", 4, 1)
+
+
+def test_restart_from_replaces_a_log_that_does_not_hold_the_snapshot(path):
+    j = new_journal(path)
+    for i in range(1, 4):
+        j.add(b"c%d" % i, i, 1)
+    j.restart_from([(b"x", 6, 2), (b"y", 7, 2)])  # the log ends before the snapshot
+    assert entries(j) == [(b"x", 6, 2), (b"y", 7, 2)]
+    j2 = new_journal(path + "2")
+    for i in range(1, 6):
+        j2.add(b"c%d" % i, i, 1)
+    j2.restart_from([(b"other", 3, 2), (b"c4", 4, 1)])  # a different entry at the snapshot's place
+    assert entries(j2) == [(b"other", 3, 2), (b"c4", 4, 1)]
+
+
+def test_restart_from_refuses_a_log_that_starts_after_the_snapshot(path):
+    j = new_journal(path)
+    j.add(b"c1", 1, 1)
+    j.add(b"c2", 2, 1)
+    j.add(b"c3", 3, 1)
+    j.deleteEntriesTo(2)  # the log now starts at entry 3
+    with pytest.raises(CorruptLog):
+        j.restart_from([(b"c1", 1, 1), (b"c2", 2, 1)])

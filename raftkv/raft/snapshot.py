@@ -1,0 +1,198 @@
+"""The Raft snapshot: what it holds, in raftkv's own record file.
+
+A snapshot covers the log up to ``index``. It carries the last two log
+entries it covers (pysyncobj's log always starts with them again), the
+voting members at that point, the cluster id, and the replicated state: the
+KV store (every key's versions, the history since the last compaction, the
+leases) and the membership table. Everything is plain values in a
+checksummed record file (``record_file``): loading one builds data and
+never runs code.
+
+    ["meta", {index, term, entries, voters, cluster_id}]
+    ["store", revision, compact_revision]
+    ["key", key, [[create, mod, version, value, lease], ...]]
+    ["rev", revision, [change, ...]]   a change is [key, mod] when it is a
+                                       version the keys above hold, else a whole KeyValue
+    ["lease", id, ttl, [key, ...]]
+    ["member", {address, name, peer_urls, client_urls, is_learner}]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from raftkv.mvcc.store import KVStore
+from raftkv.mvcc.types import KeyValue
+from raftkv.raft.membership import MembershipTable
+from raftkv.raft.record_file import RecordFileError, RecordWriter, read_records
+
+MAGIC = b"RAFTKV-SNAPSHOT-2\n"
+_WRITE_BUFFER = 1 << 20
+
+Entry = tuple[bytes, int, int]  # a log entry as pysyncobj keeps it: (command, index, term)
+
+
+class SnapshotError(RecordFileError):
+    """A snapshot file that cannot be vouched for (damaged, cut short, foreign)."""
+
+
+@dataclass
+class SnapshotMeta:
+    index: int
+    term: int
+    entries: list[Entry]            # the last two entries covered, oldest first
+    voters: list[str] = field(default_factory=list)
+    cluster_id: int = 0
+
+    def to_record(self) -> list:
+        return ["meta", {"index": self.index, "term": self.term,
+                         "entries": [list(e) for e in self.entries],
+                         "voters": sorted(self.voters), "cluster_id": self.cluster_id}]
+
+    @classmethod
+    def from_record(cls, record: object) -> SnapshotMeta:
+        if not (isinstance(record, list) and len(record) == 2 and record[0] == "meta"
+                and isinstance(record[1], dict)):
+            raise ValueError("the first record is not the snapshot's description")
+        d = record[1]
+        entries = [(bytes(c), int(i), int(t)) for c, i, t in d["entries"]]
+        meta = cls(int(d["index"]), int(d["term"]), entries, [str(v) for v in d["voters"]],
+                   int(d["cluster_id"]))
+        if len(entries) != 2 or entries[1][1] != meta.index or entries[1][2] != meta.term \
+                or entries[0][1] != meta.index - 1:
+            raise ValueError("the snapshot's entries do not end at its index")
+        return meta
+
+
+def _kv_fields(kv: KeyValue) -> list:
+    return [kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease]
+
+
+def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]:
+    """The replicated state as records (see the module's doc), streamed."""
+    state = store.snapshot()
+    yield ["store", state["revision"], state["compact_revision"]]
+    for key, versions in state["keys"]:
+        yield ["key", key, [_kv_fields(kv) for kv in versions]]
+    for revision, changes in state["history"]:
+        encoded = []
+        for kv in changes:
+            if not kv.is_tombstone and store.value_at(kv.key, kv.mod_revision) is kv:
+                encoded.append([kv.key, kv.mod_revision])
+            else:
+                encoded.append([kv.key, *_kv_fields(kv)])
+        yield ["rev", revision, encoded]
+    for lease_id, ttl, keys in state["leases"]:
+        yield ["lease", lease_id, ttl, list(keys)]
+    for record in membership.snapshot():
+        yield ["member", record]
+
+
+def write_snapshot(path: str, meta: SnapshotMeta, records: Iterator[list]) -> None:
+    """Write the snapshot to ``path`` (a new file) and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as f:
+        writer = RecordWriter(f, MAGIC)
+        writer.write(meta.to_record())
+        for record in records:
+            writer.write(record)
+        writer.finish()
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class _Records:
+    """The records of a file, read one at a time, with a look at the next one's kind."""
+
+    def __init__(self, path: str) -> None:
+        self._it = read_records(path, MAGIC)
+        self._next: object = None
+        self._done = False
+        self._advance()
+
+    def _advance(self) -> None:
+        try:
+            self._next = next(self._it)
+        except StopIteration:
+            self._next, self._done = None, True
+
+    def take(self) -> object:
+        record = self._next
+        self._advance()
+        return record
+
+    def run(self, kind: str) -> Iterator[list]:
+        """The consecutive records of one kind."""
+        while not self._done and isinstance(self._next, list) and self._next[:1] == [kind]:
+            yield self.take()
+
+    @property
+    def exhausted(self) -> bool:
+        return self._done
+
+
+def _read_meta(records: _Records, path: str) -> SnapshotMeta:
+    try:
+        return SnapshotMeta.from_record(records.take())
+    except (ValueError, TypeError, KeyError) as e:
+        raise SnapshotError(path, 0, str(e)) from None
+
+
+def read_meta(path: str) -> SnapshotMeta:
+    """Check the whole file (every checksum, the end) and return its description."""
+    try:
+        records = _Records(path)
+        meta = _read_meta(records, path)
+        while not records.exhausted:
+            records.take()
+    except RecordFileError as e:
+        raise SnapshotError(e.path, e.offset, e.reason) from None
+    return meta
+
+
+def load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> SnapshotMeta:
+    """Replace the state of ``store`` and ``membership`` with the snapshot's.
+
+    The file is checked as it is read; on any error SnapshotError is raised
+    and the state must be considered lost (callers check the file with
+    ``read_meta`` first when the state still matters)."""
+    try:
+        records = _Records(path)
+        meta = _read_meta(records, path)
+        head = records.take()
+        if not (isinstance(head, list) and len(head) == 3 and head[0] == "store"):
+            raise SnapshotError(path, 0, "the store's record is missing")
+
+        def keys() -> Iterator[tuple[bytes, list[KeyValue]]]:
+            for _, key, versions in records.run("key"):
+                yield key, [KeyValue(key, c, m, v, value, lease) for c, m, v, value, lease in versions]
+
+        def history() -> Iterator[tuple[int, list[KeyValue]]]:
+            for _, revision, changes in records.run("rev"):
+                kvs = []
+                for change in changes:
+                    if len(change) == 2:
+                        kv = store.value_at(change[0], change[1])
+                        if kv is None or kv.mod_revision != change[1]:
+                            raise SnapshotError(path, 0, f"revision {revision} names a version it does not hold")
+                        kvs.append(kv)
+                    else:
+                        kvs.append(KeyValue(*change))
+                yield revision, kvs
+
+        def leases() -> Iterator[tuple[int, int, list[bytes]]]:
+            for _, lease_id, ttl, lease_keys in records.run("lease"):
+                yield lease_id, ttl, lease_keys
+
+        store.restore({"revision": head[1], "compact_revision": head[2],
+                       "keys": keys(), "history": history(), "leases": leases()})
+        membership.restore([record for _, record in records.run("member")])
+        if not records.exhausted:
+            raise SnapshotError(path, 0, f"an unexpected record: {str(records.take())[:80]}")
+    except RecordFileError as e:
+        raise SnapshotError(e.path, e.offset, e.reason) from None
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise SnapshotError(path, 0, f"a record that is not part of a snapshot ({e})") from None
+    return meta

@@ -1,0 +1,133 @@
+"""raftkv's snapshot file: the whole state round-trips, and damage of any kind is refused."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zlib
+
+import pytest
+
+from raftkv.mvcc.requests import (
+    CompactionRequest,
+    DeleteRangeRequest,
+    LeaseGrantRequest,
+    PutRequest,
+    TxnRequest,
+)
+from raftkv.mvcc.store import KVStore
+from raftkv.raft import codec
+from raftkv.raft.membership import MembershipTable
+from raftkv.raft.record_file import RecordWriter
+from raftkv.raft.snapshot import MAGIC, SnapshotError, SnapshotMeta, load_snapshot, read_meta, state_records, write_snapshot
+
+ENTRIES = [(b"\x01", 41, 3), (b"\x10payload", 42, 3)]
+
+
+def busy_store() -> KVStore:
+    store = KVStore()
+    store.apply(LeaseGrantRequest(ttl=60, id=7))
+    for i in range(50):
+        store.apply(PutRequest(b"k%02d" % (i % 20), b"v%d" % i, lease=7 if i % 5 == 0 else 0))
+    store.apply(DeleteRangeRequest(b"k03"))
+    store.apply(TxnRequest(success=[PutRequest(b"t1", b"a"), PutRequest(b"t2", b"b"),
+                                    DeleteRangeRequest(b"k04")]))
+    store.apply(CompactionRequest(revision=20))
+    store.apply(PutRequest(b"k05", b"after compaction"))
+    return store
+
+
+def membership() -> MembershipTable:
+    table = MembershipTable()
+    table.apply({"address": "127.0.0.1:2380", "name": "m0", "client_urls": ["http://127.0.0.1:2379"]})
+    table.apply({"address": "127.0.0.1:2480", "is_learner": True})
+    return table
+
+
+@pytest.fixture
+def written(tmp_path):
+    path = str(tmp_path / "snapshot")
+    store, members = busy_store(), membership()
+    meta = SnapshotMeta(42, 3, ENTRIES, ["127.0.0.1:2380", "127.0.0.1:2382"], 0xABC)
+    write_snapshot(path, meta, state_records(store, members))
+    return path, store, members
+
+
+def test_the_state_round_trips(written):
+    path, store, members = written
+    restored, table = KVStore(), MembershipTable()
+    meta = load_snapshot(path, restored, table)
+    assert (meta.index, meta.term, meta.entries, meta.cluster_id) == (42, 3, ENTRIES, 0xABC)
+    assert restored.snapshot() == store.snapshot()
+    assert table.snapshot() == members.snapshot()
+    # history and keys share their versions, as in a store that applied the log
+    revision, changes = next(iter(restored.history_since(restored.revision)))
+    assert restored.value_at(changes[0].key, revision) is changes[0]
+
+
+def test_read_meta_checks_the_whole_file(written):
+    path, _, _ = written
+    assert read_meta(path).index == 42
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "magic", "empty", "append"])
+def test_damage_is_refused_with_path_and_offset(written, damage):
+    path, _, _ = written
+    data = bytearray(open(path, "rb").read())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0x10
+    elif damage == "truncate":
+        data = data[: len(data) * 2 // 3]
+    elif damage == "magic":
+        data[0:4] = b"XXXX"
+    elif damage == "empty":
+        data = bytearray()
+    else:
+        data += b"\x00" * 8
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(SnapshotError) as e:
+        read_meta(path)
+    assert path in str(e.value) and "at byte" in str(e.value)
+    with pytest.raises(SnapshotError):
+        load_snapshot(path, KVStore(), MembershipTable())
+
+
+def test_a_pickle_is_never_loaded(tmp_path):
+    marker = tmp_path / "marker"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = str(tmp_path / "snapshot")
+    open(path, "wb").write(zlib.compress(pickle.dumps(Evil())))
+    with pytest.raises(SnapshotError):
+        load_snapshot(path, KVStore(), MembershipTable())
+    # a record file whose records are not plain values of a snapshot
+    with open(path, "wb") as f:
+        writer = RecordWriter(f, MAGIC)
+        writer.write(["meta", {"index": 2}])
+        writer.finish()
+    with pytest.raises(SnapshotError):
+        read_meta(path)
+    assert not marker.exists()
+
+
+def test_codec_refuses_what_is_not_plain_data():
+    with pytest.raises(codec.DecodeError):
+        codec.decode(pickle.dumps({"type": "x"}))
+    with pytest.raises(codec.DecodeError):
+        codec.decode(b"\xdd\xff\xff\xff\xff")  # an array claiming 4 billion items, in 5 bytes
+    with pytest.raises(codec.DecodeError):
+        codec.decode(b"\xd4\x01\x00")  # an extension type
+    with pytest.raises(TypeError):
+        codec.encode(object())
+    assert codec.decode(codec.encode({"a": [1, b"x", None, True, 1.5, (2, 3)]})) == \
+        {"a": [1, b"x", None, True, 1.5, [2, 3]]}
+
+
+def test_write_refuses_to_overwrite(written):
+    path, store, members = written
+    with pytest.raises(FileExistsError):
+        write_snapshot(path, SnapshotMeta(42, 3, ENTRIES), state_records(store, members))
+    assert os.path.getsize(path) > 0
