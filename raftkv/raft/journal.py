@@ -31,6 +31,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 
+from raftkv.raft import failpoints
 from raftkv.raft.storage import DurableFile, StorageFailure, replace_file
 
 log = logging.getLogger(__name__)
@@ -247,8 +248,14 @@ class DurableJournal:
 
     def sync(self) -> None:
         """Make every entry added so far durable (one write and one fsync for the group)."""
+        if not (self._pending or self._file.dirty):
+            return
+        if self._pending:
+            failpoints.hit("journal-before-write")
         self._write_pending()
+        failpoints.hit("journal-before-sync")
         self._file.sync()
+        failpoints.hit("journal-after-sync")
 
     @property
     def unsynced(self) -> bool:

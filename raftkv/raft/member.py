@@ -57,7 +57,7 @@ from raftkv.errors import (
 from raftkv.mvcc.expiry import LeaseDeadlines
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
-from raftkv.raft import codec
+from raftkv.raft import codec, failpoints
 from raftkv.raft.identity import DataDirError, DataDirIdentity, derive_cluster_id, open_identity
 from raftkv.raft.journal import CorruptLog, DurableJournal
 from raftkv.raft.membership import MembershipTable, decode_change, encode_change
@@ -216,6 +216,7 @@ class RaftMember(SyncObj):
         self._writer = SnapshotWriter()
         self._writing: SnapshotMeta | None = None
         self._last_snapshot_at = clock()
+        self._snapshot_retry_at = 0.0
         self._receiving: tuple[object, int] | None = None  # (leader, fd) of a snapshot being received
 
         voters = sorted(set(peer_addresses) | ({self_address} if not learner else set()))
@@ -438,6 +439,7 @@ class RaftMember(SyncObj):
         with self.lock:
             try:
                 response = self.store.apply(request)
+                failpoints.hit("apply-before-response")
             except RaftKVError as e:
                 return e
             except Exception as e:  # a bug: every member fails the same way, so keep going
@@ -513,6 +515,7 @@ class RaftMember(SyncObj):
         return change
 
     def _SyncObj__doChangeCluster(self, request, reverse=False):  # noqa: N802 (extends pysyncobj's)
+        failpoints.hit("membership-change")
         removing = request[0] == "rem" and not reverse
         if not removing and request[1] == self.address and self.learner:
             # a learner promoted: it becomes a voter by restarting as one
@@ -730,7 +733,8 @@ class RaftMember(SyncObj):
         elif state is WriterState.FAILED:
             self._discard(self._writer.path)
             self._writing = None
-        if self._writer.busy:
+            self._snapshot_retry_at = self._clock() + 5.0  # e.g. a full disk: not on every tick
+        if self._writer.busy or self._clock() < self._snapshot_retry_at:
             return
         forced = self._SyncObj__forceLogCompaction
         due = (len(self._journal) > self.config.snapshot_min_entries
@@ -750,13 +754,16 @@ class RaftMember(SyncObj):
         store, membership = self.store, self.membership
         if self._writer.start(path, lambda p: write_snapshot(p, meta, state_records(store, membership))):
             self._writing = meta
+            failpoints.hit("snapshot-mid-write")
 
     def _install_written_snapshot(self) -> None:
         """The child wrote and fsynced the snapshot: put it in place, then
         drop the log entries it covers (in that order, so a crash between
         the two leaves a snapshot and a log that still overlap)."""
         meta, self._writing = self._writing, None
+        failpoints.hit("snapshot-before-install")
         install_file(self._writer.path, self._snapshot_path)
+        failpoints.hit("snapshot-before-trim")
         self._SyncObj__deleteEntriesTo(meta.index - 1)
         # a follower being sent the previous file starts again with this one
         for node in self._voters() | self._SyncObj__readonlyNodes:
@@ -796,6 +803,7 @@ class RaftMember(SyncObj):
             log.error("received snapshot refused leader=%s error=%s", getattr(node, "id", node), e)
             self._discard(path)
             return
+        failpoints.hit("received-snapshot-before-install")
         self._writer.abandon()  # a snapshot of our own older state must not replace this one
         self._discard(self._writer.path)
         self._writing = None
@@ -803,6 +811,7 @@ class RaftMember(SyncObj):
             load_snapshot(path, self.store, self.membership)  # checked above: no error expected
         self._leases_restored()
         install_file(path, self._snapshot_path)
+        failpoints.hit("received-snapshot-before-trim")
         self._journal.restart_from(meta.entries)
         self._adopt_snapshot(meta)
         log.info("installed the leader's snapshot index=%d term=%d", meta.index, meta.term)

@@ -341,3 +341,15 @@ def history(client: Client, prefix: bytes, start_revision: int, end_revision: in
             for e in response.events:
                 out.append((int(e.type), e.kv.key, e.kv.mod_revision, e.kv.value, e.kv.version))
     return [e for e in out if e[2] <= end_revision]
+
+
+def hash_kv(endpoint: str, revision: int = 0, timeout: float = 5.0) -> tuple[int, int]:
+    """Maintenance.HashKV of one member at ``revision`` (0: now): (header revision, hash)."""
+    import grpc
+
+    from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    with grpc.insecure_channel(endpoint) as channel:
+        r = rpc_pb2_grpc.MaintenanceStub(channel).HashKV(rpc_pb2.HashKVRequest(revision=revision),
+                                                         timeout=timeout)
+    return r.header.revision, r.hash
