@@ -88,6 +88,9 @@ def open_identity(data_dir: str, address: str, voters: list[str], cluster_id: in
             log.info("ignoring --initial-cluster: the data directory already holds a member "
                      "(recorded members=%s, given=%s)", ",".join(identity.voters), ",".join(voters))
         return identity
+    if os.path.exists(os.path.join(data_dir, "raft.log")):
+        raise DataDirError(f"{data_dir} holds a Raft log but no {IDENTITY_FILE}: it was made by an older raftkv "
+                           "or damaged; remove this member's data directory and add it to the cluster again")
     identity = DataDirIdentity(address, cluster_id, sorted(voters), path)
     identity.record()
     return identity

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 _LENGTH = struct.Struct(">I")
 _READ_CHUNK = 256 * 1024
 _RETRYABLE = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINPROGRESS, errno.EINTR)
+MAX_RETRY_DELAY = 3.0  # seconds between attempts to reach a peer that refuses or is gone
 
 
 @dataclass
@@ -451,7 +452,8 @@ class PeerTransport(Transport):
         self._pending: set[PeerConnection] = set()
         self._readonly: set[Node] = set()
         self._readonly_counter = 0
-        self._last_attempt: dict[Node, float] = {}
+        self._next_attempt: dict[Node, float] = {}
+        self._retry_delay: dict[Node, float] = {}  # grows while a peer keeps refusing us
         self._server: socket.socket | None = None
         self._destroyed = False
         syncObj.addOnTickCallback(self._on_tick)
@@ -525,16 +527,17 @@ class PeerTransport(Transport):
             self.voters_by_id.pop(node.address, None)
         else:
             self._readonly.discard(node)
-        self._last_attempt.pop(node, None)
+        self._next_attempt.pop(node, None)
+        self._retry_delay.pop(node, None)
         if conn is not None:
             conn.node = None  # no disconnect callback, no reconnect
             conn.close("the member left the cluster")
 
     def _dial(self, node: TCPNode) -> None:
         now = time.monotonic()
-        if now - self._last_attempt.get(node, 0.0) < self._syncObj.conf.connectionRetryTime:
+        if now < self._next_attempt.get(node, 0.0):
             return
-        self._last_attempt[node] = now
+        self._next_attempt[node] = now + self._retry_delay.get(node, self._syncObj.conf.connectionRetryTime)
         try:
             family, sockaddr = _resolve(node.host.strip("[]"), node.port)
             sock = socket.socket(family, socket.SOCK_STREAM)
@@ -576,6 +579,7 @@ class PeerTransport(Transport):
             conn.node = None
             conn.close("the member left the cluster")
             return
+        self._retry_delay.pop(node, None)
         self._replace(node, conn)
         self._onNodeConnected(node)
 
@@ -606,6 +610,10 @@ class PeerTransport(Transport):
 
     def connection_closed(self, conn: PeerConnection) -> None:
         self._pending.discard(conn)
+        if conn.outgoing and not conn.established and not conn.connecting and conn.target is not None:
+            # it answered but did not take us (another cluster, another secret): try less often
+            delay = self._retry_delay.get(conn.target, self._syncObj.conf.connectionRetryTime)
+            self._retry_delay[conn.target] = min(delay * 2, MAX_RETRY_DELAY)
         node = conn.node
         if node is None or self._connections.get(node) is not conn:
             return
