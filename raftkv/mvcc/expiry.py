@@ -91,3 +91,8 @@ class LeaseDeadlines:
     def _schedule(self, lease_id: int, when: float) -> None:
         self._due[lease_id] = when
         heapq.heappush(self._heap, (when, lease_id))
+        if len(self._heap) > 2 * len(self._due) + 64:
+            # a renewal leaves its old deadline behind: drop them before they
+            # outnumber the live ones (long TTLs renewed often would grow it forever)
+            self._heap = [(due, i) for i, due in self._due.items()]
+            heapq.heapify(self._heap)

@@ -163,3 +163,24 @@ def test_etcd_renew_of_a_lease_past_its_deadline_fails(deadlines):
     deadlines.start(2, 10, now=0.0)
     assert deadlines.expired(now=11.0) == [1, 2]
     assert deadlines.renew(2, now=11.5) is None  # offered for revoke: stays expired
+
+
+def test_renewals_do_not_grow_the_deadline_heap():
+    """A long lease renewed often (etcd clients renew every TTL/3) must not
+    leave one stale deadline behind per renewal (it did: ~70 B each)."""
+    import tracemalloc
+
+    d = LeaseDeadlines()
+    for lease_id in range(1, 11):
+        d.start(lease_id, 3600, 0.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for step in range(1, 100_001):
+            d.renew(1 + step % 10, step * 0.001)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, f"{grown} bytes kept after 100,000 renewals of 10 leases"
+    assert d.expired(3599.0) == []
+    assert sorted(d.expired(4000.0)) == list(range(1, 11))
