@@ -147,6 +147,10 @@ class WatchHub:
         batches = list(watcher.pending)
         watcher.pending.clear()
         watcher.pending_events = 0
+        if batches and not watcher.synced and not watcher.canceled:
+            # still behind: no write will wake its reader (writes feed synced
+            # watchers only), so ask for the next poll, which catches up further
+            watcher._wake()
         return batches
 
     # ---- feeding ------------------------------------------------------------

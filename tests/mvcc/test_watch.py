@@ -238,6 +238,29 @@ def test_slow_watcher_never_blocks_writes_falls_behind_and_catches_up_without_ga
     assert not any(r.canceled for r in got)
 
 
+def test_a_watcher_behind_is_woken_until_it_has_caught_up():
+    """A reader that waits to be woken must be woken again while its watcher
+    is behind: writes feed only synced watchers, so nothing else would (a
+    watcher over 4,096 events behind stopped for good)."""
+    s = KVStore()
+    s.watchers.max_pending_events = 10
+    wakes = []
+    w = s.watchers.watch(b"p", b"q", on_ready=lambda: wakes.append(1))
+    for i in range(100):
+        put(s, b"p%03d" % i)
+    assert not w.synced
+    got: list[WatchResponse] = []
+    polls = 0
+    while wakes and polls < 1000:  # a reader that polls only when woken
+        wakes.clear()
+        got.extend(s.watchers.poll(w))
+        polls += 1
+    assert w.synced and len(got) == 100
+    assert [r.revision for r in got] == list(range(2, 102))
+    put(s, b"p-later")
+    assert wakes and s.watchers.poll(w)[0].revision == 102
+
+
 def test_watcher_that_falls_behind_is_cancelled_when_compaction_passes_it():
     s = KVStore()
     s.watchers.max_pending_events = 1
