@@ -10,7 +10,12 @@ proxy listens and forwards to it. Connections come from 127.0.0.1 whoever
 opens them, so on accept the proxy finds the connecting process: the socket's
 inode in /proc/net/tcp, then the member whose process group holds it (the
 member may run under a wrapper such as strace, the server being its child).
-A connection from anything else (a client tool) is never cut.
+A connection from anything else (a client tool) is never cut. A member's
+process may connect before the proxy knows it (``member.process`` is set once
+Popen returns, and a busy machine can run the new process first): a
+connection whose origin was not found is looked for again, on its next read,
+whenever a member's process has changed since the last look, so it is cut
+like the others from then on.
 
 A link is directed: (src, dst) down means what src sends to dst is lost.
 Bytes written by the connector pass to the member behind the port while
@@ -123,7 +128,7 @@ class _End:
 
 
 class _Conn:
-    __slots__ = ("client", "server", "connecting", "tainted", "closed")
+    __slots__ = ("client", "server", "connecting", "tainted", "closed", "origin", "looked_at")
 
     def __init__(self, client: socket.socket, server: socket.socket, connector: str | None,
                  owner: str | None) -> None:
@@ -133,6 +138,10 @@ class _Conn:
         self.connecting = True
         self.tainted = False
         self.closed = False
+        # while the connector is unknown: (its address, the proxy's), and the
+        # member processes it was looked for among
+        self.origin: tuple[tuple[str, int], tuple[str, int]] | None = None
+        self.looked_at: tuple = ()
 
 
 class _Listener:
@@ -163,8 +172,8 @@ class PartitionProxy:
         self._selector.register(self._wake_r, READ, None)
         self._thread: threading.Thread | None = None
         self._closing = False
-        self.stats = {"connections": 0, "unknown_sources": 0, "bytes": 0, "dropped_bytes": 0,
-                      "closed_at_heal": 0}
+        self.stats = {"connections": 0, "unknown_sources": 0, "identified_late": 0, "bytes": 0,
+                      "dropped_bytes": 0, "closed_at_heal": 0}
 
     # ---- public ------------------------------------------------------------------
 
@@ -175,9 +184,9 @@ class PartitionProxy:
         sock.listen(128)
         sock.setblocking(False)
         listener = _Listener(sock, member)
-        self._members[member.name] = member
 
-        def register() -> None:
+        def register() -> None:  # in the loop thread, which iterates over _members
+            self._members[member.name] = member
             self._listeners.append(listener)
             self._selector.register(sock, READ, listener)
 
@@ -297,7 +306,9 @@ class PartitionProxy:
                 return
             client.setblocking(False)
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connector = self._identify(address, listener.sock.getsockname())
+            origin = (address[:2], listener.sock.getsockname()[:2])
+            looked_at = self._processes()  # before looking: a process set meanwhile is a change
+            connector = self._identify(*origin)
             owner = listener.member.name
             self.stats["connections"] += 1
             if connector is None:
@@ -313,10 +324,34 @@ class PartitionProxy:
                 continue
             conn = _Conn(client, server, connector, owner)
             conn.connecting = err != 0
+            if connector is None:
+                conn.origin, conn.looked_at = origin, looked_at
             self._conns.add(conn)
             log.debug("connection %s -> %s", connector, owner)
             self._update(conn.client)
             self._update(conn.server)
+
+    def _processes(self) -> tuple:
+        """Every member's current process object: it changes when one (re)starts."""
+        return tuple(getattr(member, "process", None) for member in self._members.values())
+
+    def _identify_again(self, conn: _Conn) -> None:
+        """Look again for the origin of a connection from an unknown source if
+        a member's process changed since the last look (a member's connection
+        may come before the proxy knows its process; a client tool's never
+        becomes known, and is not looked for at every read)."""
+        processes = self._processes()
+        if conn.origin is None or processes == conn.looked_at:
+            return
+        conn.looked_at = processes
+        connector = self._identify(*conn.origin)
+        if connector is None:
+            return
+        conn.origin = None
+        conn.client.src = conn.server.dst = connector
+        self.stats["unknown_sources"] -= 1
+        self.stats["identified_late"] += 1
+        log.debug("connection %s -> %s (found late)", connector, conn.server.src)
 
     def _identify(self, address: tuple[str, int], listening: tuple[str, int]) -> str | None:
         inode = socket_inode(address[:2], listening[:2])
@@ -360,6 +395,8 @@ class PartitionProxy:
         except OSError:
             self._close(conn)
             return
+        if conn.origin is not None:
+            self._identify_again(conn)
         if not data:
             end.eof = True
             if end.dead or not self._up(end.src, end.dst):

@@ -20,13 +20,16 @@ from bench.partition import cut_links
 from bench.proxy import PartitionProxy
 from raftkv.cluster.local import MemberProcess, free_ports
 
-# A member: an echo server on its listen port that checks every connection's
-# lines are 0, 1, 2, ...; with a target port, a client that sends such lines
-# every 5 ms and checks the echoes the same way, reconnecting when the
-# connection ends. Its counters go to a JSON file.
+# A member: an echo server on its listen socket (inherited, already listening:
+# a member's client never reaches a proxy port whose member is not listening
+# yet, which the proxy could only answer by ending the connection it had
+# accepted) that checks every connection's lines are 0, 1, 2, ...; with a
+# target port, a client that sends such lines every 5 ms and checks the echoes
+# the same way, reconnecting when the connection ends. Its counters go to a
+# JSON file.
 AGENT = r'''
 import json, os, socket, sys, threading, time
-listen, target, status = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+listen_fd, target, status = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 st = {"served": 0, "server_gaps": 0, "echoed": 0, "client_gaps": 0, "connections": 0, "ends": 0}
 lock = threading.Lock()
 
@@ -50,10 +53,7 @@ def serve(c):
     c.close()
 
 def server():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", listen))
-    s.listen(16)
+    s = socket.socket(fileno=listen_fd)
     while True:
         c, _ = s.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
@@ -115,11 +115,21 @@ def wait_for(predicate, timeout=10.0, what="condition"):
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
+def listening(port: int) -> socket.socket:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(16)
+    return s
+
+
 class Agents:
     """Member a (under a shell wrapper: the agent is the shell's child) sends
-    to member b through the proxy; both are echo servers behind it."""
+    to member b through the proxy; both are echo servers behind it. With
+    ``a_known=False`` the proxy is not told a's process (``self.a_process``)
+    until ``know_a()``, as if a connected before its Popen returned."""
 
-    def __init__(self, tmp_path) -> None:
+    def __init__(self, tmp_path, a_known: bool = True) -> None:
         script = tmp_path / "agent.py"
         script.write_text(AGENT)
         ports = free_ports(4)
@@ -131,12 +141,20 @@ class Agents:
         self.proxy.add_member(self.b)
         self.proxy.start()
         python = sys.executable
-        self.b.process = subprocess.Popen([python, str(script), str(ports[3]), "0", self.status["b"]],
-                                          start_new_session=True)
-        # "; exit" keeps the shell: the agent runs as its child, in its process group
-        self.a.process = subprocess.Popen(
-            ["sh", "-c", f"'{python}' '{script}' {ports[1]} {ports[2]} '{self.status['a']}'; exit $?"],
-            start_new_session=True)
+        listen_a, listen_b = listening(ports[1]), listening(ports[3])
+        with listen_a, listen_b:
+            fa, fb = listen_a.fileno(), listen_b.fileno()
+            self.b.process = subprocess.Popen([python, str(script), str(fb), "0", self.status["b"]],
+                                              start_new_session=True, pass_fds=(fb,))
+            # "; exit" keeps the shell: the agent runs as its child, in its process group
+            self.a_process = subprocess.Popen(
+                ["sh", "-c", f"'{python}' '{script}' {fa} {ports[2]} '{self.status['a']}'; exit $?"],
+                start_new_session=True, pass_fds=(fa,))
+        if a_known:
+            self.know_a()
+
+    def know_a(self) -> None:
+        self.a.process = self.a_process
 
     def stats(self, name: str) -> dict:
         try:
@@ -146,21 +164,30 @@ class Agents:
             return {}
 
     def close(self) -> None:
-        for m in (self.a, self.b):
-            if m.process is not None and m.process.poll() is None:
-                os.killpg(m.process.pid, signal.SIGKILL)
-                m.process.wait(timeout=10)
+        for process in (self.a_process, self.b.process):
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
         self.proxy.close()
 
 
-@pytest.fixture
-def agents(tmp_path):
-    a = Agents(tmp_path)
+def started(tmp_path, a_known: bool = True):
+    a = Agents(tmp_path, a_known)
     try:
         wait_for(lambda: a.stats("a").get("echoed", 0) > 20, what="echoes through the proxy")
         yield a
     finally:
         a.close()
+
+
+@pytest.fixture
+def agents(tmp_path):
+    yield from started(tmp_path)
+
+
+@pytest.fixture
+def agents_a_unknown(tmp_path):
+    yield from started(tmp_path, a_known=False)
 
 
 def frozen(agents: Agents, name: str, key: str, settle: float = 0.2, watch: float = 0.5) -> bool:
@@ -210,8 +237,26 @@ def test_cut_without_traffic_keeps_the_connection(agents):
     # a connection that lost nothing survives the heal: only tainted ones are closed
     agents.proxy.cut({("x", "y")})
     agents.proxy.heal()
+    assert agents.proxy.stats["closed_at_heal"] == 0, agents.proxy.stats
     growing(agents, "a", "echoed")
-    assert agents.stats("a")["ends"] == 0 and agents.proxy.stats["closed_at_heal"] == 0
+    assert agents.stats("a")["ends"] == 0, (agents.stats("a"), agents.proxy.stats)
+
+
+@pytest.mark.timeout(30)
+def test_connection_from_a_member_not_yet_known_is_cut(agents_a_unknown):
+    # a connected before the proxy knew its process (a busy machine can run a
+    # new member before its Popen returns): once known, its connection is cut
+    agents = agents_a_unknown
+    assert agents.proxy.stats["unknown_sources"] == 1
+    agents.know_a()
+    agents.proxy.cut(cut_links(["a", "b"], "a"))
+    assert frozen(agents, "a", "echoed") and frozen(agents, "b", "served")
+    assert agents.proxy.stats["unknown_sources"] == 0 and agents.proxy.stats["identified_late"] == 1
+    agents.proxy.heal()
+    assert agents.proxy.stats["closed_at_heal"] == 1
+    growing(agents, "a", "echoed")
+    assert agents.stats("a")["ends"] == 1
+    no_gaps(agents)
 
 
 @pytest.mark.timeout(30)
