@@ -1,16 +1,29 @@
 """The linearizability checker: it accepts correct histories and flags broken
-ones (a lost write, a stale read, a lost CAS, an impossible CAS), and agrees
-with a brute-force search over every order on random small histories."""
+ones (a lost write, a stale read, a lost CAS, an impossible CAS), decides
+histories with hundreds of concurrent clients on one key, and agrees with a
+brute-force search over every order on random small histories."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import random
+import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from bench.linearizability import ANY, Op, check, check_key, step
+from bench.linearizability import (
+    ANY,
+    Op,
+    check,
+    check_key,
+    check_key_search,
+    check_key_unique,
+    prepare_key,
+    step,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -288,3 +301,337 @@ def test_agrees_with_brute_force(seed):
         if not op.ok:
             op.ret, op.output = math.inf, None
     assert check_key(ops).linearizable is _brute_force(ops), [op.describe() for op in ops]
+
+
+# ---- many concurrent clients on one key ------------------------------------------
+
+def _register_history(clients: int, per_client: int, seed: int, unknown: float = 0.03, keys: int = 1):
+    """A linearizable history the way bench.load makes one: each client has one
+    request in flight; gets, puts and CASes (from the value the client last
+    saw) with unique values ("client-seq", after an "init" put); each takes
+    effect at a random point of its request, except that an unknown one
+    (ok=False) takes effect later, after its client gave up, or never."""
+    rng = random.Random(seed)
+    events = []
+    for c in range(clients):
+        t = 1.0 + rng.random()
+        for i in range(per_client):
+            d = rng.uniform(0.1, 3.0)
+            lost = rng.random() < unknown
+            if not lost:
+                point = rng.uniform(t, t + d)
+            else:
+                point = t + rng.uniform(0, 3 * d) if rng.random() < 0.6 else math.inf
+            events.append((point, t, t + d, c, i, lost))
+            t += d + rng.uniform(0, 0.5)
+    events.sort()
+    reg, seen = {}, {}
+    out = []
+    for k in range(keys):
+        reg[f"k{k}"] = f"init-{k}"
+        out.append(put(-1, f"k{k}", f"init-{k}", 0.0, 0.5))
+    for point, t0, t1, c, i, lost in events:
+        key = f"k{rng.randrange(keys)}"
+        x = rng.random()
+        kind = "get" if x < 0.5 else "put" if x < 0.8 else "cas"
+        value = f"{c}-{i}"
+        if point == math.inf:       # never took effect
+            if kind != "get":
+                out.append(Op(c, kind, key, t0, math.inf, value=value, expected=seen.get((c, key)), ok=False))
+            continue
+        state = reg[key]
+        if kind == "put":
+            reg[key] = value
+            op = put(c, key, value, t0, t1)
+        elif kind == "get":
+            if lost:
+                continue
+            op = get(c, key, state, t0, t1)
+            seen[(c, key)] = state
+        else:
+            expected = seen.get((c, key))
+            if expected == state:
+                reg[key] = value
+                op = cas(c, key, expected, value, t0, t1, True)
+                seen[(c, key)] = value
+            else:
+                op = cas(c, key, expected, value, t0, t1, False, state)
+                seen[(c, key)] = state
+        if lost:
+            op.ok, op.ret, op.output = False, math.inf, None
+        out.append(op)
+    return out
+
+
+def _max_in_flight(ops) -> int:
+    edges = sorted([(op.invoke, 1) for op in ops if op.ok] + [(op.ret, -1) for op in ops if op.ok])
+    most = now = 0
+    for _, d in edges:
+        now += d
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.parametrize("clients", [64, 128, 200])
+def test_many_concurrent_clients_on_one_key_decided_quickly(clients):
+    h = _register_history(clients, 25, seed=clients)
+    assert _max_in_flight(h) > clients // 2          # far beyond the ~32 the old search managed
+    assert any(not op.ok for op in h)
+    cpu = time.process_time()
+    result = check(h, timeout=30)
+    cpu = time.process_time() - cpu
+    assert result.linearizable is True, result.summary()
+    assert result.keys["k0"].method == "unique"
+    assert result.summary()["undecided_keys"] == 0
+    assert cpu < 1.0, cpu
+
+
+@pytest.mark.parametrize("clients", [64, 200])
+def test_search_also_decides_many_concurrent_clients(clients):
+    # the fallback for keys whose values repeat: reads pinning their writes
+    # keeps it from wandering, so it decides these too
+    kept, _ = prepare_key(_register_history(clients, 25, seed=7 + clients))
+    result = check_key_search(kept, None, time.monotonic() + 30)
+    assert result.linearizable is True, result.blocking
+
+
+@pytest.mark.parametrize("unknown", [0.0, 0.03])
+def test_blind_failed_cas_among_many_clients(unknown):
+    # a failed CAS that read nothing only needs the value to differ somewhere
+    h = _register_history(100, 20, seed=5, unknown=unknown)
+    failed = [op for op in h if op.kind == "cas" and op.ok and not op.output[0]]
+    for op in failed[::7]:
+        op.output = (False, ANY)
+    result = check(h, timeout=30)
+    assert result.linearizable is True, result.summary()
+    assert result.keys["k0"].method == "unique"
+    # one whose window only ever sees its expected value: flagged, unless a
+    # write of unknown outcome may have landed in between
+    late = [put(900, "k0", "fresh", 1000, 1001), cas(901, "k0", "fresh", "other", 1002, 1003, False, ANY)]
+    may_land = any(op.kind == "put" and not op.ok for op in h)
+    assert may_land is (unknown > 0)
+    assert check(h + late).linearizable is may_land
+
+
+def test_summary_counts_undecided_keys():
+    result = check(_register_history(64, 10, seed=1, keys=4))
+    summary = result.summary()
+    assert summary["undecided_keys"] == 0 and summary["undecided_examples"] == []
+    assert summary["keys_by_method"] == {"unique": 4}
+
+
+def test_gives_up_visibly_when_the_search_runs_out_of_time():
+    # repeated values force the search; 40 writes cannot make the 41 changes
+    # that 41 alternating reads need, and proving it takes every subset of them
+    h = [put(i, "k", "xy"[i % 2], 0, math.inf, ok=False) for i in range(40)]
+    h += [get(100 + i, "k", "xy"[i % 2], 10 + i, 10.5 + i) for i in range(41)]
+    result = check(h, timeout=0.3)
+    assert result.linearizable is None
+    summary = result.summary()
+    assert summary["linearizable"] is None
+    assert summary["undecided_keys"] == 1
+    assert summary["undecided_examples"][0]["key"] == "'k'"
+
+
+# ---- violations, alone and buried among many concurrent ops ----------------------
+
+def _ok_puts(h):
+    return sorted((op for op in h if op.ok and op.kind == "put" and op.client >= 0), key=lambda op: op.invoke)
+
+
+def _stale_read(h):
+    """A get of v after a put that started once v's put had returned."""
+    puts = _ok_puts(h)
+    w = puts[len(puts) // 4]
+    p = next(op for op in puts if op.invoke > w.ret + 0.1)
+    return [get(900, w.key, w.value, p.ret + 0.01, p.ret + 1)]
+
+
+def _lost_write(h):
+    """An acknowledged put nobody sees: a later get returns what was there before."""
+    puts = _ok_puts(h)
+    w = puts[len(puts) // 2]
+    t = w.ret + 0.1
+    return [put(900, w.key, "acked-and-lost", t, t + 0.5), get(901, w.key, w.value, t + 1, t + 1.5)]
+
+
+def _lost_cas(h):
+    """Two CASes that both succeeded from the same value."""
+    wins = sorted((op for op in h if op.kind == "cas" and op.ok and op.output[0]), key=lambda op: op.invoke)
+    if wins:
+        c = wins[len(wins) // 2]
+        return [cas(900, c.key, c.expected, "second-winner", c.ret + 1, c.ret + 2, True)]
+    w = _ok_puts(h)[len(_ok_puts(h)) // 2]     # (with many clients hardly a CAS wins)
+    return [cas(900, w.key, w.value, "first-winner", w.ret + 0.1, w.ret + 1, True),
+            cas(901, w.key, w.value, "second-winner", w.ret + 0.1, w.ret + 1.5, True)]
+
+
+def _never_written(h):
+    mid = sorted(op.invoke for op in h)[len(h) // 2]
+    return [get(900, "k0", "never-written", mid, mid + 1)]
+
+
+def _back_in_time(h):
+    """During a long put of u, one client reads u and then another reads the
+    value before it, whose put had returned before the put of u started."""
+    puts = _ok_puts(h)
+    w = puts[len(puts) // 2]
+    t = w.ret + 0.1
+    return [put(900, w.key, "u", t, t + 10), get(901, w.key, "u", t + 1, t + 2),
+            get(902, w.key, w.value, t + 3, t + 4)]
+
+
+def _impossible_failed_cas(h):
+    """A failed CAS that saw a value whose put started only after it returned."""
+    puts = _ok_puts(h)
+    p = puts[len(puts) // 2]
+    return [cas(900, p.key, "something-else", "z", p.invoke - 2, p.invoke - 1, False, p.value)]
+
+
+def _failed_cas_saw_expected(h):
+    p = _ok_puts(h)[len(_ok_puts(h)) // 2]
+    return [cas(900, p.key, p.value, "z", p.ret + 0.01, p.ret + 1, False, p.value)]
+
+
+BROKEN = [_stale_read, _lost_write, _lost_cas, _never_written, _back_in_time, _impossible_failed_cas,
+          _failed_cas_saw_expected]
+
+
+@pytest.mark.parametrize("clients", [1, 100])
+@pytest.mark.parametrize("breaker", BROKEN, ids=lambda f: f.__name__.strip("_"))
+def test_violation_detected_alone_and_buried(breaker, clients):
+    h = _register_history(clients, 40 if clients == 1 else 15, seed=11)
+    assert check(h).linearizable is True
+    broken = h + breaker(h)
+    cpu = time.process_time()
+    result = check(broken, timeout=30)
+    assert result.linearizable is False, result.summary()
+    assert time.process_time() - cpu < 1.0
+    assert [r.key for r in result.violations] == ["k0"]
+    assert result.violations[0].blocking
+
+
+@pytest.mark.parametrize("breaker", BROKEN, ids=lambda f: f.__name__.strip("_"))
+def test_search_agrees_on_small_violations(breaker):
+    # the same breakages in a history small enough for the search to finish
+    h = _register_history(3, 6, seed=3)
+    broken = h + breaker(h)
+    kept, _ = prepare_key(broken)
+    assert check_key_search(kept, None, time.monotonic() + 20).linearizable is False
+    assert check_key_unique(kept).linearizable is False
+
+
+def test_flags_failed_cas_that_saw_a_value_before_it_was_written():
+    h = [put(0, "k", "a", 0, 1), cas(1, "k", "a", "c", 2, 3, False, "b"), put(2, "k", "b", 4, 5)]
+    assert check(h).linearizable is False
+
+
+def test_flags_read_of_unknown_write_before_it_was_sent():
+    h = [put(0, "k", "a", 0, 1), get(1, "k", "b", 2, 3), put(2, "k", "b", 4, math.inf, ok=False)]
+    assert check(h).linearizable is False
+
+
+def test_unknown_cas_seen_by_someone_must_have_succeeded():
+    # "b" was seen, so the unknown CAS a->b took effect: the put of "c" cannot
+    # be what replaced "a" as well
+    base = [put(0, "k", "a", 0, 1), cas(1, "k", "a", "b", 2, math.inf, ok=False)]
+    assert check(base + [get(2, "k", "b", 5, 6)]).linearizable is True
+    assert check(base + [cas(3, "k", "a", "c", 3, 4, True), get(2, "k", "b", 5, 6)]).linearizable is False
+    # unseen, it may never have happened
+    assert check(base + [cas(3, "k", "a", "c", 3, 4, True), get(2, "k", "c", 5, 6)]).linearizable is True
+
+
+# ---- property: agreement with brute force on small histories -----------------------
+
+def _orders(ops, init=None):
+    """Whether some order of ``ops`` respecting real time is accepted by the
+    model (unknown gets say nothing; unknown writes may go last, i.e. never)."""
+    ops = [op for op in ops if op.ok or op.kind != "get"]
+    ret = [op.ret if op.ok else math.inf for op in ops]
+
+    def go(left: frozenset, state) -> bool:
+        if not left:
+            return True
+        for i in left:
+            if any(ret[j] < ops[i].invoke for j in left):
+                continue
+            good, after = step(state, ops[i])
+            if good and go(left - {i}, after):
+                return True
+        return False
+
+    return go(frozenset(range(len(ops))), init)
+
+
+@st.composite
+def small_histories(draw, unique: bool):
+    init = draw(st.sampled_from([None, "i"]))
+    written: list = []
+    ops = []
+    for c in range(draw(st.integers(1, 7))):
+        t0 = draw(st.integers(0, 12))
+        t1 = t0 + draw(st.integers(0, 5))
+        ok = draw(st.sampled_from([True, True, True, False]))
+        kind = draw(st.sampled_from(["put", "get", "get", "cas", "cas"] + ([] if unique else ["delete"])))
+        new = f"w{c}" if unique else draw(st.sampled_from(["a", "b"]))
+        readable = st.sampled_from([None, init, "never"] + written) if unique \
+            else st.sampled_from([None, "i", "a", "b"])
+        if kind == "put":
+            op = put(c, "k", new, t0, t1, ok=ok)
+        elif kind == "delete":
+            op = Op(c, "delete", "k", t0, t1, ok=ok)
+        elif kind == "get":
+            op = get(c, "k", draw(readable), t0, t1, ok=ok)
+        else:
+            succeeded = draw(st.booleans())
+            observed = ANY if not succeeded and draw(st.integers(0, 9)) == 0 else draw(readable)
+            op = cas(c, "k", draw(readable), new, t0, t1, succeeded, observed, ok=ok)
+        if not op.ok:
+            op.ret, op.output = math.inf, None
+        if kind in ("put", "cas"):
+            written.append(new)
+        ops.append(op)
+    return ops, init
+
+
+def _agree(ops, init):
+    want = _orders(ops, init)
+    assert check_key(ops, init).linearizable is want
+    kept, _ = prepare_key(ops)
+    assert check_key_search(kept, init).linearizable is want
+    unique = check_key_unique(kept, init)
+    assert unique is None or unique.linearizable is want
+    return unique
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(small_histories(unique=True))
+def test_property_unique_values_agree_with_brute_force(history):
+    ops, init = history
+    _agree(ops, init)
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(small_histories(unique=False))
+def test_property_repeated_values_agree_with_brute_force(history):
+    ops, init = history
+    _agree(ops, init)
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_register_histories_and_their_mutations_agree_with_brute_force(seed):
+    # near the boundary: a correct history, then (half the time) one thing changed
+    rng = random.Random(seed)
+    h = [op for op in _register_history(rng.randint(1, 4), 2, seed, unknown=0.25)][:7]
+    if seed % 2:
+        op = rng.choice(h)
+        values = [None, "init-0"] + [o.value for o in h if o.kind != "get"]
+        if op.kind == "get" and op.ok:
+            op.output = rng.choice(values)
+        elif op.kind == "cas" and op.ok and not op.output[0]:
+            op.output = (False, rng.choice(values))
+        else:
+            op.invoke += rng.uniform(-2, 2)
+            if op.ok:
+                op.ret = max(op.invoke, op.ret + rng.uniform(-2, 2))
+    assert _agree(h, None) is not None     # unique values: decided exactly
