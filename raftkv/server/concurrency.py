@@ -4,7 +4,7 @@ the member against its KVClient.
 
 etcd runs these recipes in its server through an in-process etcd client,
 so every error reaches the caller as gRPC's Unknown with etcd's message;
-``recipe_errors`` does the same.
+``recipe_call`` does the same.
 """
 
 from __future__ import annotations
@@ -49,38 +49,69 @@ class Canceled(Exception):
 
 
 class Caller:
-    """The liveness of one RPC's caller."""
+    """The liveness of one RPC's caller (set from the server's loop when the call ends)."""
 
-    def __init__(self, context: grpc.ServicerContext) -> None:
-        self._context = context
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
         self.gone = threading.Event()
-        context.add_callback(self.gone.set)
+        context.add_done_callback(lambda _call: self.gone.set())
 
     @property
     def active(self) -> bool:
-        return not self.gone.is_set() and self._context.is_active()
+        return not self.gone.is_set()
 
     def check(self) -> None:
         if not self.active:
             raise Canceled()
 
 
-def recipe_errors(method):
-    """etcd's status for an error out of a recipe: Unknown, with the message."""
+async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext, name: str) -> None:
+    if isinstance(error, RaftKVError):
+        await context.abort(grpc.StatusCode.UNKNOWN, str(error))
+    if isinstance(error, Canceled):
+        await context.abort(grpc.StatusCode.CANCELLED, "context canceled")
+    log.error("request failed method=%s", name, exc_info=error)
+    await context.abort(grpc.StatusCode.INTERNAL, f"raftkv: internal error: {error}")
+
+
+def recipe_call(method):
+    """A recipe (which may wait a long time) as a coroutine: its blocking
+    body runs in the service's ``recipes`` pool, not in gRPC's, so waiting
+    locks and campaigns never starve other requests. Errors get etcd's
+    status: Unknown with the message."""
 
     @functools.wraps(method)
-    def wrapper(self, request, context):
+    async def wrapper(self, request, context):
+        caller = Caller(context)
         try:
-            return method(self, request, context)
-        except RaftKVError as e:
-            context.abort(grpc.StatusCode.UNKNOWN, str(e))
-        except Canceled:
-            context.abort(grpc.StatusCode.CANCELLED, "context canceled")
+            return await self.recipes(method, self, request, caller)
         except grpc.RpcError:
             raise
         except Exception as e:  # never crash the member on a request
-            log.exception("request failed method=%s", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, f"raftkv: internal error: {e}")
+            await _abort_for(e, context, method.__name__)
+
+    return wrapper
+
+
+def recipe_stream(method):
+    """``recipe_call`` for a recipe that yields responses (a sync generator)."""
+
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        caller = Caller(context)
+        responses = method(self, request, caller)
+        try:
+            while True:
+                response = await self.recipes(next, responses, None)
+                if response is None:
+                    return
+                yield response
+        except grpc.RpcError:
+            raise
+        except Exception as e:
+            await _abort_for(e, context, method.__name__)
+        finally:
+            caller.gone.set()
+            self.recipes.pool.submit(responses.close)
 
     return wrapper
 

@@ -17,7 +17,8 @@ client had closed it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import grpc
 
@@ -41,14 +42,41 @@ def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
         yield message
 
 
-class EtcdDecodeErrors(grpc.ServerInterceptor):
+async def _async_stream_parse(decode: Callable[[bytes], object], raw: AsyncIterator[bytes],
+                              context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+    async for data in raw:
+        try:
+            message = decode(data)
+        except Exception as e:
+            context.set_code(grpc.StatusCode.INTERNAL)
+            context.set_details(f"grpc: failed to unmarshal the received message {e}")
+            return
+        yield message
+
+
+def handler_parts(handler: grpc.RpcMethodHandler):
+    """(its behaviour, the function that makes a handler of its kind, whether it is a coroutine)."""
+    streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
+    if streaming_in and streaming_out:
+        inner, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+    elif streaming_in:
+        inner, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+    elif streaming_out:
+        inner, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+    else:
+        inner, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+    is_async = inspect.iscoroutinefunction(inner) or inspect.isasyncgenfunction(inner)
+    return inner, make, is_async
+
+
+class EtcdDecodeErrors(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
-    def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(self, continuation, handler_call_details):
         wrapped = self._wrapped.get(handler_call_details.method)
         if wrapped is None:
-            wrapped = self._wrap(continuation(handler_call_details))
+            wrapped = self._wrap(await continuation(handler_call_details))
             if wrapped is not None:
                 self._wrapped[handler_call_details.method] = wrapped
         return wrapped
@@ -58,26 +86,43 @@ class EtcdDecodeErrors(grpc.ServerInterceptor):
             return handler
         decode = handler.request_deserializer
         streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
-        if streaming_in and streaming_out:
-            inner, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+        inner, make, is_async = handler_parts(handler)
+
+        if not is_async:
+            def parsed(data, context):
+                if streaming_in:
+                    return _stream_parse(decode, data, context)
+                return _unary_parse(decode, data, context)
+
+            if streaming_out:
+                def behavior(data, context):
+                    yield from inner(parsed(data, context), context)
+            else:
+                def behavior(data, context):
+                    return inner(parsed(data, context), context)
         elif streaming_in:
-            inner, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
-        elif streaming_out:
-            inner, make = handler.unary_stream, grpc.unary_stream_rpc_method_handler
+            if streaming_out:
+                async def behavior(data, context):
+                    async for response in inner(_async_stream_parse(decode, data, context), context):
+                        yield response
+            else:
+                async def behavior(data, context):
+                    return await inner(_async_stream_parse(decode, data, context), context)
         else:
-            inner, make = handler.unary_unary, grpc.unary_unary_rpc_method_handler
+            async def parse_one(data, context):
+                try:
+                    return decode(data)
+                except Exception as e:
+                    await context.abort(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {e}")
 
-        def parsed(data, context):
-            if streaming_in:
-                return _stream_parse(decode, data, context)
-            return _unary_parse(decode, data, context)
-
-        if streaming_out:
-            def behavior(data, context):
-                yield from inner(parsed(data, context), context)
-        else:
-            def behavior(data, context):
-                return inner(parsed(data, context), context)
+            if streaming_out:
+                async def behavior(data, context):
+                    request = await parse_one(data, context)
+                    async for response in inner(request, context):
+                        yield response
+            else:
+                async def behavior(data, context):
+                    return await inner(await parse_one(data, context), context)
 
         # no deserializer: gRPC hands the raw bytes to ``behavior``
         return make(behavior, request_deserializer=None, response_serializer=handler.response_serializer)

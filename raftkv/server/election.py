@@ -22,10 +22,12 @@ from raftkv.server.concurrency import (
     first_created,
     next_response,
     owner_key,
-    recipe_errors,
+    recipe_call,
+    recipe_stream,
     session_lease,
     wait_deletes,
 )
+from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext
 from raftkv.wire import _fill_header, kv_to_pb
 
@@ -45,17 +47,17 @@ class MissingLeaderKey(RecipeError):
 
 
 class ElectionService(v3election_pb2_grpc.ElectionServicer):
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, recipes: Blocking) -> None:
         self._ctx = ctx
+        self.recipes = recipes  # where the waiting happens (see recipe_call)
 
     def _header(self, out, revision: int) -> None:
         _fill_header(out, revision, self._ctx.header())
 
     # ---- campaigning -------------------------------------------------------------
 
-    @recipe_errors
-    def Campaign(self, request, context):
-        caller = Caller(context)
+    @recipe_call
+    def Campaign(self, request, caller: Caller):
         kv = self._ctx.kv
         lease = session_lease(kv, request.lease)
         prefix = request.name + b"/"
@@ -86,8 +88,8 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         self._header(out.header, response.revision)
         return out
 
-    @recipe_errors
-    def Proclaim(self, request, context):
+    @recipe_call
+    def Proclaim(self, request, caller: Caller):
         if not request.HasField("leader"):
             raise MissingLeaderKey()
         leader = request.leader
@@ -106,8 +108,8 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             raise ElectionNotLeader()
         return response.revision
 
-    @recipe_errors
-    def Resign(self, request, context):
+    @recipe_call
+    def Resign(self, request, caller: Caller):
         if not request.HasField("leader"):
             raise MissingLeaderKey()
         revision = self._resign(request.leader.key, request.leader.rev, quiet=False)
@@ -129,8 +131,8 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
 
     # ---- watching the leader ----------------------------------------------------
 
-    @recipe_errors
-    def Leader(self, request, context):
+    @recipe_call
+    def Leader(self, request, caller: Caller):
         response = self._ctx.kv._execute(first_created(request.name + b"/"))
         if not response.kvs:
             raise ElectionNoLeader()
@@ -141,10 +143,10 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         self._header(out.header, revision)
         return out
 
-    def Observe(self, request, context):
+    @recipe_stream
+    def Observe(self, request, caller: Caller):
         """Every leader's proposals in order: the current leader's value, its
         updates, and when its key goes, the next leader's."""
-        caller = Caller(context)
         kv = self._ctx.kv
         prefix = request.name + b"/"
         try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 
-import grpc
-
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.errors import LeaseNotFound, RaftKVError
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
+from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext, grpc_errors
 from raftkv.wire import _fill_header
 
@@ -16,8 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class LeaseService(rpc_pb2_grpc.LeaseServicer):
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, blocking: Blocking) -> None:
         self._ctx = ctx
+        self._blocking = blocking
 
     def _header(self, out) -> None:
         _fill_header(out, self._ctx.kv.status().revision, self._ctx.header())
@@ -36,24 +36,23 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         _fill_header(response.header, revoked.revision, self._ctx.header())
         return response
 
-    def LeaseKeepAlive(self, request_iterator, context):
-        try:
-            yield from self._keep_alive(request_iterator)
-        except grpc.RpcError as e:  # the client went away mid-stream
-            log.debug("keep-alive stream ended error=%s", e)
-
-    def _keep_alive(self, request_iterator):
-        for request in request_iterator:
-            try:
-                ttl = self._ctx.kv.lease_keep_alive(request.ID)
-            except LeaseNotFound:
-                ttl = 0  # etcd answers an unknown lease with TTL 0
-            except RaftKVError as e:
-                log.info("keep-alive failed lease_id=%x error=%s", request.ID, e)
-                ttl = 0
+    async def LeaseKeepAlive(self, request_iterator, context):
+        """One answer per request, in order; an open stream holds no thread."""
+        async for request in request_iterator:
+            ttl, revision = await self._blocking(self._renew, request.ID)
             response = rpc_pb2.LeaseKeepAliveResponse(ID=request.ID, TTL=ttl)
-            self._header(response.header)
+            _fill_header(response.header, revision, self._ctx.header())
             yield response
+
+    def _renew(self, lease_id: int) -> tuple[int, int]:
+        try:
+            ttl = self._ctx.kv.lease_keep_alive(lease_id)
+        except LeaseNotFound:
+            ttl = 0  # etcd answers an unknown lease with TTL 0
+        except RaftKVError as e:
+            log.info("keep-alive failed lease_id=%x error=%s", lease_id, e)
+            ttl = 0
+        return ttl, self._ctx.kv.status().revision
 
     @grpc_errors
     def LeaseTimeToLive(self, request, context):

@@ -19,10 +19,11 @@ from raftkv.server.concurrency import (
     Canceled,
     first_created,
     owner_key,
-    recipe_errors,
+    recipe_call,
     session_lease,
     wait_deletes,
 )
+from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext
 from raftkv.wire import _fill_header
 
@@ -30,15 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class LockService(v3lock_pb2_grpc.LockServicer):
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, recipes: Blocking) -> None:
         self._ctx = ctx
+        self.recipes = recipes  # where the waiting happens (see recipe_call)
 
     def _header(self, out, revision: int) -> None:
         _fill_header(out, revision, self._ctx.header())
 
-    @recipe_errors
-    def Lock(self, request, context):
-        caller = Caller(context)
+    @recipe_call
+    def Lock(self, request, caller: Caller):
         kv = self._ctx.kv
         lease = session_lease(kv, request.lease)
         prefix = request.name + b"/"
@@ -72,8 +73,8 @@ class LockService(v3lock_pb2_grpc.LockServicer):
         except RaftKVError as e:
             log.info("could not take a waiting lock key back key=%r error=%s", key, e)
 
-    @recipe_errors
-    def Unlock(self, request, context):
+    @recipe_call
+    def Unlock(self, request, caller: Caller):
         response = self._ctx.kv.delete(request.key)
         out = v3lock_pb2.UnlockResponse()
         self._header(out.header, response.revision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 
 import grpc
@@ -12,6 +13,7 @@ from raftkv.client import ops
 from raftkv.errors import Compacted, FutureRevision, NoLeader, RaftKVError
 from raftkv.raft.membership import member_id
 from raftkv.server import hashing, snapshot
+from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext, grpc_errors
 from raftkv.wire import _fill_header
 
@@ -41,8 +43,9 @@ class LeaderTransferTimedOut(RaftKVError):
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, blocking: Blocking) -> None:
         self._ctx = ctx
+        self._blocking = blocking
 
     @grpc_errors
     def Status(self, request, context):
@@ -100,15 +103,23 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     # ---- snapshot ----------------------------------------------------------------
 
-    def Snapshot(self, request, context):
-        try:
-            data = snapshot.encode(snapshot.capture(self._ctx))
-        except RaftKVError as e:
-            context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
-        log.info("sending snapshot to client total_bytes=%d", len(data))
-        for blob, remaining in snapshot.chunks(data):
-            yield rpc_pb2.SnapshotResponse(blob=blob, remaining_bytes=remaining)
-        log.info("sent snapshot to client total_bytes=%d", len(data))
+    async def Snapshot(self, request, context):
+        """The state at one revision, written to a temporary file first and
+        streamed from it: a slow reader holds disk, not memory."""
+        with tempfile.TemporaryFile(prefix="raftkv-snapshot-") as f:
+            try:
+                total = await self._blocking(lambda: snapshot.write(f, snapshot.capture(self._ctx)))
+            except RaftKVError as e:
+                await context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
+            log.info("sending snapshot to client total_bytes=%d", total)
+            f.seek(0)
+            pieces = snapshot.file_chunks(f, total)
+            while True:
+                piece = await self._blocking(next, pieces, None)
+                if piece is None:
+                    break
+                yield rpc_pb2.SnapshotResponse(blob=piece[0], remaining_bytes=piece[1])
+        log.info("sent snapshot to client total_bytes=%d", total)
 
     # ---- alarms and defragmentation ------------------------------------------
 
@@ -146,7 +157,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         log.info("leadership transfer starting transferee=%s", address)
         while member.leader_address != address:
             left = deadline - time.monotonic()
-            if left <= 0 or not context.is_active():
+            if left <= 0:
                 raise LeaderTransferTimedOut()
             if member.is_leader:
                 try:

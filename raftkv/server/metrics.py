@@ -11,9 +11,10 @@ names where etcd has one and under ``raftkv_`` where it has none.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import grpc
 from prometheus_client import (
@@ -27,6 +28,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 from raftkv.server.context import ServerContext
+from raftkv.server.decoding import handler_parts
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +102,17 @@ class ServerMetrics:
         self.handling.labels(*labels).observe(time.perf_counter() - began)
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every method's handler to count and time its calls."""
 
     def __init__(self, metrics: ServerMetrics) -> None:
         self._metrics = metrics
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
-    def intercept_service(self, continuation, handler_call_details):
+    async def intercept_service(self, continuation, handler_call_details):
         wrapped = self._wrapped.get(handler_call_details.method)
         if wrapped is None:
-            wrapped = self._wrap(continuation(handler_call_details), handler_call_details)
+            wrapped = self._wrap(await continuation(handler_call_details), handler_call_details)
             if wrapped is not None:
                 self._wrapped[handler_call_details.method] = wrapped
         return wrapped
@@ -119,17 +121,22 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
         service, _, method = handler_call_details.method.lstrip("/").partition("/")
+        inner, make, is_async = handler_parts(handler)
         if handler.request_streaming and handler.response_streaming:
-            kind, inner, make = "bidi_stream", handler.stream_stream, grpc.stream_stream_rpc_method_handler
+            kind = "bidi_stream"
         elif handler.request_streaming:
-            kind, inner, make = "client_stream", handler.stream_unary, grpc.stream_unary_rpc_method_handler
+            kind = "client_stream"
         elif handler.response_streaming:
-            kind, inner, make = "server_stream", handler.unary_stream, grpc.unary_stream_rpc_method_handler
+            kind = "server_stream"
         else:
-            kind, inner, make = "unary", handler.unary_unary, grpc.unary_unary_rpc_method_handler
+            kind = "unary"
         labels = (kind, service, method)
-        if handler.response_streaming:
-            behavior = self._streaming(labels, inner, handler.request_streaming)
+        if is_async and handler.response_streaming:
+            behavior = self._async_streaming(labels, inner, handler.request_streaming)
+        elif is_async:
+            behavior = self._async_unary(labels, inner, handler.request_streaming)
+        elif handler.response_streaming:
+            raise TypeError(f"{method}: a stream must be a coroutine (a thread per open stream starves the server)")
         else:
             behavior = self._unary(labels, inner, handler.request_streaming)
         return make(behavior, request_deserializer=handler.request_deserializer,
@@ -138,6 +145,12 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     def _requests(self, labels, requests: Iterator) -> Iterator:
         received = self._metrics.received.labels(*labels)
         for request in requests:
+            received.inc()
+            yield request
+
+    async def _async_requests(self, labels, requests: AsyncIterator) -> AsyncIterator:
+        received = self._metrics.received.labels(*labels)
+        async for request in requests:
             received.inc()
             yield request
 
@@ -155,36 +168,61 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             else:
                 received.inc()
             began = time.perf_counter()
+            recorded = _RecordingContext(context)
             try:
-                response = inner(request, context)
+                response = inner(request, recorded)
             except BaseException:
-                metrics._done(labels, _outcome(context, grpc.StatusCode.UNKNOWN), began)
+                metrics._done(labels, recorded.outcome(grpc.StatusCode.UNKNOWN), began)
                 raise
-            metrics._done(labels, _outcome(context, grpc.StatusCode.OK), began)
+            metrics._done(labels, recorded.outcome(grpc.StatusCode.OK), began)
             sent.inc()
             return response
 
         return behavior
 
-    def _streaming(self, labels, inner: Callable, request_streaming: bool) -> Callable:
+    def _async_unary(self, labels, inner: Callable, request_streaming: bool) -> Callable:
         metrics = self._metrics
 
-        def behavior(request, context):
+        async def behavior(request, context):
             metrics.started.labels(*labels).inc()
             if request_streaming:
-                request = self._requests(labels, request)
+                request = self._async_requests(labels, request)
+            else:
+                metrics.received.labels(*labels).inc()
+            began = time.perf_counter()
+            try:
+                response = await inner(request, context)
+            except asyncio.CancelledError:
+                metrics._done(labels, grpc.StatusCode.CANCELLED, began)
+                raise
+            except BaseException:
+                metrics._done(labels, _outcome(context, grpc.StatusCode.UNKNOWN), began)
+                raise
+            metrics._done(labels, _outcome(context, grpc.StatusCode.OK), began)
+            metrics.sent.labels(*labels).inc()
+            return response
+
+        return behavior
+
+    def _async_streaming(self, labels, inner: Callable, request_streaming: bool) -> Callable:
+        metrics = self._metrics
+
+        async def behavior(request, context):
+            metrics.started.labels(*labels).inc()
+            if request_streaming:
+                request = self._async_requests(labels, request)
             else:
                 metrics.received.labels(*labels).inc()
             began = time.perf_counter()
             sent = metrics.sent.labels(*labels)
             code = grpc.StatusCode.UNKNOWN
             try:
-                for response in inner(request, context):
+                async for response in inner(request, context):
                     sent.inc()
                     yield response
                 code = _outcome(context, grpc.StatusCode.OK)
-            except GeneratorExit:
-                code = _outcome(context, grpc.StatusCode.CANCELLED)  # the caller left mid-stream
+            except (GeneratorExit, asyncio.CancelledError):
+                code = grpc.StatusCode.CANCELLED  # the caller left mid-stream
                 raise
             except BaseException:
                 code = _outcome(context, grpc.StatusCode.UNKNOWN)
@@ -195,19 +233,50 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         return behavior
 
 
-def _outcome(context: grpc.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
-    """The status a call ended with: the one the servicer set; else, when the
-    call is already over (the caller canceled or its deadline passed), that;
-    else ``default``."""
+def _outcome(context: grpc.aio.ServicerContext, default: grpc.StatusCode) -> grpc.StatusCode:
+    """The status a coroutine's call ended with: the one it set; else, when
+    the call is already over (the caller canceled or its deadline passed),
+    that; else ``default``."""
     code = context.code()
     if code is not None:
-        return code
-    if not context.is_active():
+        return code if isinstance(code, grpc.StatusCode) else _CODES.get(code, default)
+    if context.cancelled():
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
             return grpc.StatusCode.DEADLINE_EXCEEDED
         return grpc.StatusCode.CANCELLED
     return default
+
+
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class _RecordingContext:
+    """A plain function's context that remembers the status it was given
+    (gRPC's context for functions under asyncio cannot be asked)."""
+
+    def __init__(self, context) -> None:
+        self._context = context
+        self._code: grpc.StatusCode | None = None
+
+    def abort(self, code: grpc.StatusCode, details: str):
+        self._code = code
+        return self._context.abort(code, details)
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._code = code
+        self._context.set_code(code)
+
+    def outcome(self, default: grpc.StatusCode) -> grpc.StatusCode:
+        if self._code is not None:
+            return self._code
+        remaining = self._context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            return grpc.StatusCode.DEADLINE_EXCEEDED
+        return default
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
 
 
 class MemberCollector:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -11,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from raftkv._proto.etcdserverpb import rpc_pb2_grpc
 from raftkv._proto.v3electionpb import v3election_pb2_grpc
 from raftkv._proto.v3lockpb import v3lock_pb2_grpc
+from raftkv.server.aio import Blocking, GrpcServer
 from raftkv.server.cluster import ClusterService
 from raftkv.server.context import ServerContext
 from raftkv.server.decoding import EtcdDecodeErrors
@@ -29,13 +30,30 @@ GRPC_OVERHEAD_BYTES = 512 * 1024  # etcd lets a message exceed --max-request-byt
 
 def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
                  max_workers: int = 512, credentials: grpc.ServerCredentials | None = None,
-                 metrics: ServerMetrics | None = None) -> grpc.Server:
+                 metrics: ServerMetrics | None = None) -> GrpcServer:
     """The member's gRPC server: etcd's KV, Lease, Watch, Maintenance and
     Cluster services, v3lock's Lock, v3election's Election and gRPC health;
-    with ``metrics``, every call is counted and timed there."""
+    with ``metrics``, every call is counted and timed there. Unary calls run
+    in a pool of ``max_workers`` threads; streams on the server's event loop."""
     limit = max_request_bytes + GRPC_OVERHEAD_BYTES
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="raftkv-grpc"),
+    blocking = Blocking(max_workers=64, name="raftkv-stream")
+    # a waiting Lock, Campaign or Observe holds a thread of this pool, never one of gRPC's
+    recipes = Blocking(max_workers=4096, name="raftkv-recipe")
+
+    def configure(server: grpc.aio.Server) -> None:
+        rpc_pb2_grpc.add_KVServicer_to_server(KVService(ctx), server)
+        rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(ctx, blocking), server)
+        rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(ctx, blocking, max_request_bytes), server)
+        rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx, blocking), server)
+        rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
+        v3lock_pb2_grpc.add_LockServicer_to_server(LockService(ctx, recipes), server)
+        v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(ctx, recipes), server)
+        health_servicer = health.aio.HealthServicer()
+        asyncio.get_running_loop().create_task(health_servicer.set("", health_pb2.HealthCheckResponse.SERVING))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+
+    server = GrpcServer(
+        configure, max_workers=max_workers,
         # parsing first, so an undecodable request is refused as etcd refuses
         # it and (as in etcd) counts as no call
         interceptors=[EtcdDecodeErrors(), *([metrics.interceptor()] if metrics is not None else [])],
@@ -45,19 +63,6 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
             ("grpc.so_reuseport", 0),
         ],
     )
-    rpc_pb2_grpc.add_KVServicer_to_server(KVService(ctx), server)
-    rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(ctx), server)
-    rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(ctx), server)
-    rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx), server)
-    rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
-    v3lock_pb2_grpc.add_LockServicer_to_server(LockService(ctx), server)
-    v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(ctx), server)
-    health_servicer = health.HealthServicer()
-    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for address in listen:
-        if credentials is None:
-            server.add_insecure_port(address)
-        else:
-            server.add_secure_port(address, credentials)
+        server.add_port(address, credentials)
     return server

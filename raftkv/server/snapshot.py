@@ -23,9 +23,11 @@ the state back.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from raftkv._proto.etcdserverpb import rpc_pb2
 from raftkv._proto.mvccpb import kv_pb2
@@ -87,8 +89,18 @@ def _record(tag: bytes, payload: bytes) -> bytes:
     return _FRAME.pack(tag, len(payload)) + payload
 
 
-def encode(state: SnapshotState) -> bytes:
-    """The snapshot file, checksum included."""
+def write(out: BinaryIO, state: SnapshotState) -> int:
+    """Write the snapshot file to ``out`` a record at a time (nothing of the
+    whole is held in memory); the number of bytes written, checksum included."""
+    digest = hashlib.sha256()
+    size = 0
+
+    def put(data: bytes) -> None:
+        nonlocal size
+        digest.update(data)
+        out.write(data)
+        size += len(data)
+
     header = {
         "format": FORMAT,
         "revision": state.revision,
@@ -98,28 +110,43 @@ def encode(state: SnapshotState) -> bytes:
         "keys": len(state.kvs),
         "leases": len(state.leases),
     }
-    parts = [MAGIC, _record(b"H", json.dumps(header, sort_keys=True).encode())]
+    put(MAGIC)
+    put(_record(b"H", json.dumps(header, sort_keys=True).encode()))
     for kv in state.kvs:
-        parts.append(_record(b"K", kv_to_pb(kv).SerializeToString()))
+        put(_record(b"K", kv_to_pb(kv).SerializeToString()))
     for lease_id, ttl, keys in state.leases:
         lease = rpc_pb2.LeaseTimeToLiveResponse(ID=lease_id, grantedTTL=ttl, keys=keys)
-        parts.append(_record(b"L", lease.SerializeToString()))
-    parts.append(_record(b"E", b""))
-    body = b"".join(parts)
-    body += bytes(-len(body) % SECTOR)
-    return body + hashlib.sha256(body).digest()
+        put(_record(b"L", lease.SerializeToString()))
+    put(_record(b"E", b""))
+    put(bytes(-size % SECTOR))
+    out.write(digest.digest())
+    return size + CHECKSUM_SIZE
+
+
+def encode(state: SnapshotState) -> bytes:
+    """The snapshot file, checksum included."""
+    buffer = io.BytesIO()
+    write(buffer, state)
+    return buffer.getvalue()
 
 
 def chunks(data: bytes, size: int = CHUNK_SIZE):
     """(blob, remaining_bytes) pieces of a snapshot file, as etcd streams them:
     the data in chunks counting down to zero, then the checksum alone."""
-    body, checksum = data[:-CHECKSUM_SIZE], data[-CHECKSUM_SIZE:]
+    yield from file_chunks(io.BytesIO(data), len(data), size)
+
+
+def file_chunks(f: BinaryIO, total: int, size: int = CHUNK_SIZE):
+    """``chunks`` of a snapshot file being read from ``f`` (``total`` bytes)."""
+    body = total - CHECKSUM_SIZE
     sent = 0
-    while sent < len(body):
-        blob = body[sent:sent + size]
+    while sent < body:
+        blob = f.read(min(size, body - sent))
+        if not blob:
+            raise SnapshotError("snapshot file cut short")
         sent += len(blob)
-        yield blob, len(body) - sent
-    yield checksum, 0
+        yield blob, body - sent
+    yield f.read(CHECKSUM_SIZE), 0
 
 
 def read_snapshot(data: bytes) -> SnapshotState:
