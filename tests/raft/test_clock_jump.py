@@ -38,8 +38,12 @@ def test_a_wall_clock_jump_neither_expires_nor_extends_a_lease(make_cluster, shi
     offsets = [str(tmp_path / f"offset{i}") for i in range(3)]
     for path in offsets:
         open(path, "w").write("0")
-    cluster = make_cluster(3, member_env=lambda i: {"LD_PRELOAD": shim,
-                                                    "RAFTKV_WALL_CLOCK_OFFSET_FILE": offsets[i]})
+    # Long election timeouts: a leader change (which gives every lease its
+    # full TTL again) must come from the clock jump or not at all, not from
+    # a busy machine starving a member for a second.
+    cluster = make_cluster(3, extra_args=["--heartbeat-interval", "200", "--election-timeout", "4000"],
+                           member_env=lambda i: {"LD_PRELOAD": shim,
+                                                 "RAFTKV_WALL_CLOCK_OFFSET_FILE": offsets[i]})
     client = cluster.client()
 
     def jump(seconds: int) -> None:
