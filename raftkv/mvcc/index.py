@@ -30,21 +30,23 @@ class KeyIndex:
     def remove(self, key: bytes) -> None:
         self._keys.pop(key, None)
 
-    def range(self, key: bytes, range_end: bytes = b"") -> Iterator[KeyHistory]:
-        """Histories of the keys selected by etcd's (key, range_end) convention.
+    def range(self, key: bytes, range_end: bytes = b"", after: bytes | None = None) -> Iterator[KeyHistory]:
+        """Histories of the keys selected by etcd's (key, range_end) convention,
+        from the first key greater than ``after`` when given.
 
         An empty ``range_end`` selects ``key`` alone, ``b"\\0"`` every key from
         ``key`` on, anything else the half-open interval [key, range_end).
         """
         if not range_end:
             history = self._keys.get(key)
-            if history is not None:
+            if history is not None and (after is None or key > after):
                 yield history
             return
+        start, inclusive = (key, True) if after is None or after < key else (after, False)
         if range_end == ALL_KEYS_FROM:
-            keys = self._keys.irange(minimum=key)
+            keys = self._keys.irange(minimum=start, inclusive=(inclusive, False))
         else:
-            keys = self._keys.irange(key, range_end, inclusive=(True, False))
+            keys = self._keys.irange(start, range_end, inclusive=(inclusive, False))
         values = self._keys
         for k in keys:
             yield values[k]

@@ -20,6 +20,7 @@ from raftkv.errors import (
 from raftkv.mvcc.compare import compare_holds
 from raftkv.mvcc.history import History
 from raftkv.mvcc.index import KeyIndex
+from raftkv.mvcc.key_history import KeyHistory
 from raftkv.mvcc.lease import DEFAULT_MIN_LEASE_TTL, Lessor
 from raftkv.mvcc.requests import (
     CompactionRequest,
@@ -155,6 +156,11 @@ class KVStore:
         history = self._index.get(key)
         return history.at(revision) if history is not None else None
 
+    def index_range(self, key: bytes, range_end: bytes = b"", after: bytes | None = None) -> Iterator[KeyHistory]:
+        """The histories of the keys in etcd's (key, range_end) range, in key
+        order, starting after ``after`` when given."""
+        return self._index.range(key, range_end, after)
+
     # ---- entry points -----------------------------------------------------
 
     def apply(self, request: object) -> object:
@@ -248,8 +254,8 @@ class KVStore:
         if goes_through_log(request) and request_size(request) > self.limits.max_request_bytes:
             raise RequestTooLarge()
 
-    def _range(self, request: RangeRequest, write: _Write | None) -> RangeResponse:
-        current = write.current if write is not None else self._revision
+    def _read_revision(self, request: RangeRequest, current: int) -> int:
+        """The revision a read is at (its own, or ``current``), if it can be read."""
         revision = request.revision
         if revision > current:
             raise FutureRevision()
@@ -257,47 +263,27 @@ class KVStore:
             revision = current
         if revision < self._compact_revision:
             raise Compacted()
+        return revision
 
+    def _range(self, request: RangeRequest, write: _Write | None) -> RangeResponse:
+        current = write.current if write is not None else self._revision
+        revision = self._read_revision(request, current)
         kvs = [
             kv
             for history in self._index.range(request.key, request.range_end)
             if (kv := history.at(revision)) is not None
         ]
-        count = len(kvs)
-        if request.count_only:
-            return RangeResponse(revision=current, count=count)
+        return _finish_range(request, kvs, current)
 
-        if request.max_mod_revision:
-            kvs = [kv for kv in kvs if kv.mod_revision <= request.max_mod_revision]
-        if request.min_mod_revision:
-            kvs = [kv for kv in kvs if kv.mod_revision >= request.min_mod_revision]
-        if request.max_create_revision:
-            kvs = [kv for kv in kvs if kv.create_revision <= request.max_create_revision]
-        if request.min_create_revision:
-            kvs = [kv for kv in kvs if kv.create_revision >= request.min_create_revision]
-
-        order = request.sort_order
-        filtered = (request.min_mod_revision or request.max_mod_revision
-                    or request.min_create_revision or request.max_create_revision)
-        if order == SortOrder.NONE and not filtered and request.limit > 0:
-            # etcd takes limit+1 keys in key order before its default sort
-            kvs = kvs[: request.limit + 1]
-        if order == SortOrder.NONE and request.sort_target != SortTarget.KEY:
-            order = SortOrder.ASCEND  # keys come in key order already
-        if order != SortOrder.NONE:
-            kvs.sort(
-                key=_SORT_KEYS[SortTarget(request.sort_target)],
-                reverse=order == SortOrder.DESCEND,
-            )
-
-        more = False
-        if request.limit > 0 and len(kvs) > request.limit:
-            kvs = kvs[: request.limit]
-            more = True
-        if request.keys_only:
-            kvs = [replace(kv, value=b"") for kv in kvs]
-        return RangeResponse(revision=current, kvs=kvs, more=more, count=count)
-
+    def range_reader(self, request: RangeRequest, step_keys: int = 5000) -> RangeReader:
+        """A range read in steps, for a caller that must not hold the store
+        (and its writers) for the whole of a large read: each ``step`` reads
+        at most ``step_keys`` keys and needs the store to itself; ``finish``
+        (sorting, limits) does not touch the store. The read sees the store
+        at the revision it began at, whatever is written between steps."""
+        self._admit(request)
+        current = self._revision
+        return RangeReader(self, request, self._read_revision(request, current), current, step_keys)
     def _compared_kvs(self, compare: Compare) -> Iterator[KeyValue]:
         for history in self._index.range(compare.key, compare.range_end):
             kv = history.latest()
@@ -426,3 +412,81 @@ def is_read_only(request: TxnRequest) -> bool:
     """etcd's rule: a txn is read-only when every op of both branches is a
     range; one with a nested txn counts as a write, whatever it holds."""
     return all(isinstance(op, RangeRequest) for op in (*request.success, *request.failure))
+
+
+def _finish_range(request: RangeRequest, kvs: list[KeyValue], current: int) -> RangeResponse:
+    """Filters, sort and limit of a range read over the live versions it found, in key order."""
+    count = len(kvs)
+    if request.count_only:
+        return RangeResponse(revision=current, count=count)
+
+    if request.max_mod_revision:
+        kvs = [kv for kv in kvs if kv.mod_revision <= request.max_mod_revision]
+    if request.min_mod_revision:
+        kvs = [kv for kv in kvs if kv.mod_revision >= request.min_mod_revision]
+    if request.max_create_revision:
+        kvs = [kv for kv in kvs if kv.create_revision <= request.max_create_revision]
+    if request.min_create_revision:
+        kvs = [kv for kv in kvs if kv.create_revision >= request.min_create_revision]
+
+    order = request.sort_order
+    filtered = (request.min_mod_revision or request.max_mod_revision
+                or request.min_create_revision or request.max_create_revision)
+    if order == SortOrder.NONE and not filtered and request.limit > 0:
+        # etcd takes limit+1 keys in key order before its default sort
+        kvs = kvs[: request.limit + 1]
+    if order == SortOrder.NONE and request.sort_target != SortTarget.KEY:
+        order = SortOrder.ASCEND  # keys come in key order already
+    if order != SortOrder.NONE:
+        kvs.sort(
+            key=_SORT_KEYS[SortTarget(request.sort_target)],
+            reverse=order == SortOrder.DESCEND,
+        )
+
+    more = False
+    if request.limit > 0 and len(kvs) > request.limit:
+        kvs = kvs[: request.limit]
+        more = True
+    if request.keys_only:
+        kvs = [replace(kv, value=b"") for kv in kvs]
+    return RangeResponse(revision=current, kvs=kvs, more=more, count=count)
+
+
+class RangeReader:
+    """A range read done in steps (see KVStore.range_reader)."""
+
+    def __init__(self, store: KVStore, request: RangeRequest, revision: int, current: int,
+                 step_keys: int) -> None:
+        self._store = store
+        self._request = request
+        self._revision = revision
+        self._current = current
+        self._step_keys = step_keys
+        self._kvs: list[KeyValue] = []
+        self._after: bytes | None = None  # the last key read; the next step starts after it
+        self.done = False
+
+    def step(self) -> bool:
+        """Read the next keys; True once every key has been read. Raises
+        Compacted if a compaction passed the read's revision meanwhile."""
+        store = self._store
+        if self._revision < store.compact_revision:
+            raise Compacted()
+        request, revision = self._request, self._revision
+        histories = store.index_range(request.key, request.range_end, self._after)
+        read = 0
+        for history in histories:
+            kv = history.at(revision)
+            if kv is not None:
+                self._kvs.append(kv)
+            self._after = history.key
+            read += 1
+            if read >= self._step_keys:
+                return False
+        self.done = True
+        return True
+
+    def finish(self) -> RangeResponse:
+        assert self.done
+        return _finish_range(self._request, self._kvs, self._current)
+

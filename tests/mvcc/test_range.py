@@ -10,6 +10,7 @@ import pytest
 
 from raftkv.errors import Compacted, EmptyKey, FutureRevision
 from raftkv.mvcc import (
+    CompactionRequest,
     DeleteRangeRequest,
     KVStore,
     PutRequest,
@@ -429,3 +430,49 @@ def test_etcd_range_through_apply(store):
     assert store.apply(RangeRequest(b"a")).kvs == []
     with pytest.raises(TypeError):
         store.apply(object())
+
+
+# ---- a range read in steps ---------------------------------------------------------------
+
+
+def _read_in_steps(s: KVStore, request: RangeRequest, step_keys: int, between=lambda: None):
+    reader = s.range_reader(request, step_keys=step_keys)
+    while not reader.step():
+        between()
+    return reader.finish()
+
+
+@pytest.mark.parametrize("request_args", [
+    dict(key=b"k", range_end=b"l"),
+    dict(key=b"k", range_end=b"l", limit=7),
+    dict(key=b"k", range_end=b"l", sort_order=SortOrder.DESCEND, sort_target=SortTarget.MOD, limit=5),
+    dict(key=b"k", range_end=b"l", count_only=True),
+    dict(key=b"k", range_end=b"l", keys_only=True, min_mod_revision=20),
+    dict(key=b"k10", range_end=b"\x00"),
+    dict(key=b"k10"),
+])
+def test_a_read_in_steps_is_the_read_at_once_whatever_is_written_meanwhile(request_args):
+    s = KVStore()
+    for i in range(60):
+        s.put(PutRequest(b"k%02d" % (i % 40), b"v%d" % i))
+    request = RangeRequest(**request_args)
+    at_once = s.range(request)
+    counter = iter(range(1000))
+
+    def write_meanwhile():
+        i = next(counter)
+        s.put(PutRequest(b"k%02d" % (i % 45), b"new"))
+        s.delete_range(DeleteRangeRequest(b"k%02d" % ((i + 7) % 40)))
+
+    assert _read_in_steps(s, request, step_keys=3, between=write_meanwhile) == at_once
+
+
+def test_a_read_in_steps_is_refused_when_compaction_passes_it():
+    s = KVStore()
+    for i in range(20):
+        s.put(PutRequest(b"k%02d" % i, b"v"))
+    reader = s.range_reader(RangeRequest(b"k", b"l", revision=10), step_keys=2)
+    assert not reader.step()
+    s.compact(CompactionRequest(revision=15))
+    with pytest.raises(Compacted):
+        reader.step()
