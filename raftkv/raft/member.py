@@ -647,6 +647,10 @@ class RaftMember(SyncObj):
             return
         if kind in ("request_vote", "append_entries") and node not in self._voters():
             return  # e.g. a member just removed: it must not disturb the others
+        if kind == "next_node_idx" and self.is_leader and message["next_node_idx"] <= self._journal[0][1] \
+                and not os.path.exists(self._snapshot_path):
+            # below the log with no snapshot to send instead: it needs the log from its start
+            message = {**message, "next_node_idx": self._journal[0][1] + 1}
         if kind == "append_entries" and message["term"] >= self._SyncObj__raftCurrentTerm:
             if "prevLogIdx" in message:
                 self._on_append_entries(node, message)
@@ -669,6 +673,12 @@ class RaftMember(SyncObj):
 
     def _on_append_entries(self, node, message) -> None:
         # pysyncobj's bookkeeping first, then the log operation by Raft's rules
+        if self._conflicts_with_committed(message.get("entries", ())):
+            # Raft guarantees a leader never does this: whoever sent it is not
+            # a leader to follow (an impostor, without a peer secret)
+            log.critical("refused an append conflicting with committed entries peer=%s commit=%d",
+                         getattr(node, "id", node), self._SyncObj__raftCommitIndex)
+            return
         self._follow(node, message)
         get_entries = self._SyncObj__getEntries
         prev_idx, prev_term = message["prevLogIdx"], message["prevLogTerm"]
@@ -711,12 +721,17 @@ class RaftMember(SyncObj):
             self._journal.setRaftCommitIndex(self._SyncObj__raftCommitIndex)
         self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=last_new + 1, success=True)
 
+    def _conflicts_with_committed(self, entries) -> bool:
+        commit = self._SyncObj__raftCommitIndex
+        for entry in entries:
+            if entry[1] > commit:
+                return False
+            mine = self._SyncObj__getEntries(entry[1], 1)
+            if mine and mine[0][2] != entry[2]:
+                return True
+        return False
+
     def _truncate_conflict(self, index: int) -> None:
-        if index <= self._SyncObj__raftCommitIndex:
-            # Raft guarantees a committed entry never conflicts; refuse rather than diverge.
-            log.critical("leader sent an entry conflicting with a committed one index=%d commit=%d",
-                         index, self._SyncObj__raftCommitIndex)
-            raise RuntimeError("conflict with a committed entry")
         for entry in reversed(self._SyncObj__getEntries(index)):
             change = self._SyncObj__parseChangeClusterRequest(entry[0])
             if change is not None:
@@ -996,7 +1011,9 @@ class RaftMember(SyncObj):
                     waiter.index = int(message["index"])
                     self._applying.append(waiter)
             elif kind == "rk_removed":
-                if message["term"] >= self.term:
+                # only the leader of this very term may say so (without a peer
+                # secret, anyone can claim to be a member; not to be the leader)
+                if message["term"] == self.term and node == self._SyncObj__raftLeader and not self.is_leader:
                     log.warning("removed from the cluster by a peer peer=%s", getattr(node, "id", node))
                     self.removed.set()
             elif kind == "rk_progress":
