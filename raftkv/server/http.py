@@ -141,7 +141,14 @@ class _HTTPListener:
         self.connections = 0
 
     async def route(self, request: _Request) -> _Reply:
-        path = urlsplit(request.path).path
+        target = request.path
+        if target.startswith("/"):  # origin-form, the usual: a path and a query
+            path = target.partition("?")[0]
+        else:  # absolute-form (http://host/path), as proxies send it
+            try:
+                path = urlsplit(target).path
+            except ValueError:  # e.g. http://[/health: not a URL
+                return _Reply.error(400, "400 Bad Request")
         loop = asyncio.get_running_loop()
         if path == "/health":
             if request.method != "GET":
