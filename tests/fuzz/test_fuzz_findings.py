@@ -61,7 +61,7 @@ from raftkv._proto.etcdserverpb import rpc_pb2
 from raftkv.cluster.local import LocalCluster
 from raftkv.raft import codec
 
-from conftest import whole_log_problems  # tests/fuzz is on sys.path under pytest
+from fuzz_helpers import whole_log_problems  # tests/fuzz is on sys.path under pytest
 
 
 def frame(value: object) -> bytes:

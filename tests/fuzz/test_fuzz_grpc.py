@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from bench.fuzz import GROUPS, GrpcFuzzer, grpc_calls, member_id_of, raw_calls, start_grpc_member
 from raftkv._proto.etcdserverpb import rpc_pb2
 
-from conftest import fuzz_settings, whole_log_problems  # tests/fuzz is on sys.path under pytest
+from fuzz_helpers import fuzz_settings, whole_log_problems  # tests/fuzz is on sys.path under pytest
 
 
 @pytest.fixture(scope="module")

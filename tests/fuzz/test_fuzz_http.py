@@ -25,7 +25,7 @@ from hypothesis import given
 
 from bench.fuzz import HttpFuzzer, Slowloris, _http_benign, http_sends, start_http_member
 
-from conftest import fuzz_settings, whole_log_problems  # tests/fuzz is on sys.path under pytest
+from fuzz_helpers import fuzz_settings, whole_log_problems  # tests/fuzz is on sys.path under pytest
 
 HOST = "127.0.0.1"
 

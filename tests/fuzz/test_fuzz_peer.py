@@ -60,7 +60,7 @@ from bench.fuzz import (
 )
 from raftkv.cluster.local import LocalCluster
 
-from conftest import fuzz_settings, whole_log_problems  # tests/fuzz is on sys.path under pytest
+from fuzz_helpers import fuzz_settings, whole_log_problems  # tests/fuzz is on sys.path under pytest
 
 
 @dataclass
