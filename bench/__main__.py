@@ -4,8 +4,9 @@ import click
 
 from bench.cluster import cluster_put
 from bench.memory import memory
-from bench.cli import compare, matrix, run
+from bench.cli import compare, fuzz, matrix, run
 from bench.snapshot_stall import snapshot_stall
+from bench.soak import soak
 
 
 @click.group()
@@ -19,6 +20,8 @@ main.add_command(snapshot_stall)
 main.add_command(run)
 main.add_command(compare)
 main.add_command(matrix)
+main.add_command(fuzz)
+main.add_command(soak)
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,8 @@
         --duration 30 --fault kill-leader --out results/
     python -m bench compare --workload mix --fault kill-leader --out results/
     python -m bench matrix --out results/          # the full matrix, both systems
+    python -m bench compare --workload mix --nemesis random --seed 3 --duration 60
+    python -m bench soak --minutes 30              # bench/soak.py
 
 Each run writes results/<scenario>.json (and .png when matplotlib is
 installed); see bench/harness.py for what is measured and checked.
@@ -18,6 +20,7 @@ from collections.abc import Callable
 import click
 
 from bench.harness import FAULTS, WORKLOADS, Scenario, run_scenario
+from bench.scenario import NEMESES
 
 
 def _options(f):
@@ -30,13 +33,24 @@ def _options(f):
         click.option("--keys", default=32, show_default=True, help="Keys the load spreads over."),
         click.option("--fault-at", type=float, default=None, help="Seconds into the run [a third of it]."),
         click.option("--fault-delay", default=3.0, show_default=True,
-                     help="Seconds until the killed member restarts / the paused one resumes."),
+                     help="Seconds until the killed member restarts / the paused one resumes "
+                          "(restart-all: at most 1 s; kill-main-only(-all): at most 0.5 s)."),
         click.option("--timeout", default=2.0, show_default=True, help="Per-request timeout, seconds."),
         click.option("--watchers", type=int, default=None,
                      help="Watchers of the prefix [200 for watch-fanout, else 2]."),
         click.option("--fsync-delay-ms", default=10.0, show_default=True,
                      help="The slow-disk fault: delay added to every fsync/fdatasync of every member."),
-        click.option("--seed", default=1, show_default=True),
+        click.option("--snapshot-count", type=int, default=None,
+                     help="--snapshot-count of every member, raftkv and etcd alike "
+                          "[500 for kill-main-only(-all), else each system's default]."),
+        click.option("--fault-interval", default=5.0, show_default=True,
+                     help="kill-main-only(-all): seconds from one kill to the next (rounds repeat until "
+                          "4 s before the end)."),
+        click.option("--nemesis", type=click.Choice(NEMESES), default="none", show_default=True,
+                     help="random: faults of every kind composed over the run, drawn from --seed, one at a "
+                          "time with recoveries between them (bench/nemesis.py), instead of --fault."),
+        click.option("--seed", default=1, show_default=True,
+                     help="The load's randomness, and the nemesis's schedule."),
         click.option("--out", default="results", show_default=True, help="Folder for JSON and PNG."),
         click.option("--quiet", is_flag=True, help="No progress on stderr."),
     ]):
@@ -49,7 +63,9 @@ def _scenario(system: str, kw: dict) -> Scenario:
                     duration=kw["duration"], fault=kw["fault"], keys=kw["keys"], fault_at=kw["fault_at"],
                     fault_delay=kw["fault_delay"], timeout=kw["timeout"],
                     watchers=kw["watchers"],
-                    seed=kw["seed"], fsync_delay_ms=kw["fsync_delay_ms"])
+                    seed=kw["seed"], fsync_delay_ms=kw["fsync_delay_ms"],
+                    snapshot_count=kw["snapshot_count"], fault_interval=kw["fault_interval"],
+                    nemesis=kw["nemesis"])
 
 
 def _save(result: dict, out: str, plot_results: list[dict] | None = None, name: str | None = None) -> None:
@@ -66,13 +82,13 @@ def _save(result: dict, out: str, plot_results: list[dict] | None = None, name: 
 
 SUMMARY = ["system", "nodes", "workload", "fault", "clients", "duration_s", "ops_per_s", "p50_ms", "p99_ms",
            "unavailable_s", "time_to_leader_s", "linearizable", "lost_acked_writes", "watch_violations",
-           "converged"]
+           "converged", "restart_failures"]
 
 
 def passed(result: dict) -> bool:
     return (result["linearizable"] is True and result["lost_acked_writes"] == 0
             and result["watch_violations"] == 0 and result["converged"]
-            and result.get("workload_violations", 0) == 0)
+            and result.get("workload_violations", 0) == 0 and result.get("restart_failures", 0) == 0)
 
 
 @click.command("run")
@@ -82,6 +98,8 @@ def run(system: str, **kw) -> None:
     """One scenario on one system; prints its summary as JSON."""
     result = run_scenario(_scenario(system, kw), quiet=kw["quiet"])
     _save(result, kw["out"])
+    if "faults_injected" in result and not kw["quiet"]:
+        click.echo(fault_table({system: result}), err=True)
     click.echo(json.dumps({k: result[k] for k in SUMMARY}))
     raise SystemExit(0 if passed(result) else 1)
 
@@ -89,7 +107,7 @@ def run(system: str, **kw) -> None:
 ROWS = [("ops_per_s", "higher"), ("p50_ms", "lower"), ("p95_ms", "lower"), ("p99_ms", "lower"),
         ("unavailable_s", "lower"), ("time_to_leader_s", "lower"), ("watch_delay_p99_ms", "lower"),
         ("errors", "lower"), ("linearizable", None), ("lost_acked_writes", None),
-        ("watch_violations", None), ("converged", None)]
+        ("watch_violations", None), ("converged", None), ("restart_failures", None)]
 # the figures of a workload beyond the common ones, after them in the table
 WORKLOAD_ROWS = {
     "lease-churn": ["grant_p99_ms", "put_p99_ms", "revoke_p99_ms", "leases_revoked", "lease_violations"],
@@ -111,6 +129,45 @@ def table(a: dict, b: dict) -> str:
         else:
             ratio = ""
         lines.append(f"| {key} | {x} | {y} | {ratio} |")
+    if "faults_injected" in a or "faults_injected" in b:
+        x, y = (len([f for f in r.get("faults_injected", []) if f["details"].get("applicable") is not False])
+                for r in (a, b))
+        lines.append(f"| faults_injected | {x} | {y} |  |")
+    return "\n".join(lines)
+
+
+def _fault_cells(row: dict | None) -> list[str]:
+    if row is None:
+        return ["not injected", "", "", "", "", ""]
+    d = row["details"]
+    if d.get("applicable") is False:
+        return [f"{row['member']}: not applicable", "", "", "", "", ""]
+    terms = d["term_after"] - d["term_before"] if "term_after" in d and "term_before" in d else None
+    cells = [str(row["member"]), _cell(row["at_s"]), _cell(row["healed_at_s"]), _cell(d.get("unavailable_s"), 2),
+             _cell(d.get("time_to_leader_s"), 2), _cell(terms)]
+    if d.get("error") or d.get("restart_failed") or d.get("not_recovered"):
+        cells[0] += " (FAILED: " + ", ".join(k for k in ("error", "restart_failed", "not_recovered") if d.get(k)) + ")"
+    return cells
+
+
+def fault_table(results: dict[str, dict]) -> str:
+    """Markdown: each planned fault of a nemesis run (its kind, target and
+    parameters), and for each system whom it hit, when, when healed, the
+    seconds without service around it, the time to a new leader (when there
+    was an election) and how many terms passed until the cluster was whole."""
+    systems = [name for name in ("raftkv", "etcd") if name in results]
+    head = "| # | kind | target | planned at s |" + "".join(
+        f" {name}: member | at s | healed s | unavail. s | new leader s | terms |" for name in systems)
+    lines = [head, "|---|---|---|---:|" + "---|---:|---:|---:|---:|---:|" * len(systems)]
+    plan = next(iter(results.values())).get("nemesis", {}).get("schedule", [])
+    by_n = {name: {f["details"].get("n"): f for f in results[name].get("faults_injected", [])} for name in systems}
+    for p in plan:
+        extra = ", ".join(f"{k} {v}" for k, v in p["params"].items())
+        target = p["target"] + (f" {p['index']}" if p["index"] is not None else "")
+        cells = [str(p["n"]), p["kind"] + (f" ({extra})" if extra else ""), target, _cell(p["at"])]
+        for name in systems:
+            cells += _fault_cells(by_n[name].get(p["n"]))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -127,6 +184,8 @@ def _run_pair(make: Callable[[str], Scenario], out: str, quiet: bool, systems=("
         name = a["scenario"].replace("raftkv-", "compare-", 1)
         _save(a, out, plot_results=[a, b], name=name)
         md = table(a, b)
+        if "faults_injected" in a:
+            md += "\n\n" + fault_table(got)
         with open(os.path.join(out, f"{name}.md"), "w") as f:
             f.write(md + "\n")
         click.echo(md)
@@ -144,7 +203,8 @@ def compare(**kw) -> None:
 # the matrix the README reports: every fault the harness has, on 3 members
 MATRIX = ("put/none,get/none,put/kill-leader,mix/kill-follower,mix/pause-leader,mix/partition-leader,"
           "mix/partition-leader-oneway,mix/partition-follower,mix/restart-all,mix/member-replace,"
-          "put/slow-disk,lease-churn/kill-leader,watch-fanout/kill-leader,objects/kill-leader")
+          "put/slow-disk,lease-churn/kill-leader,watch-fanout/kill-leader,objects/kill-leader,"
+          "put/kill-main-only,put/kill-main-only-all")
 
 
 def _cell(value, digits: int = 1) -> str:
@@ -204,3 +264,7 @@ def matrix(scenarios: str, systems: str, nodes: int, clients: int, duration: flo
             f.write(md + "\n")
     click.echo(md)
     raise SystemExit(0 if all(passed(got["raftkv"]) for got in results if "raftkv" in got) else 1)
+
+
+# python -m bench fuzz: hostile gRPC, peer and HTTP input for a long time (bench/fuzz.py)
+from bench.fuzz import fuzz  # noqa: E402,F401

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 import time
 
-from bench import partition
+from bench import kill_main, partition
 from bench.membership import replace_follower
 from bench.scenario import Log, Scenario
 
@@ -19,6 +21,7 @@ class FaultRunner:
         self.log = log
         self.events: list[dict] = []
         self.paused: set[int] = set()
+        self.orphans: list[tuple[int, int]] = []   # (pid, start time): children left by kill-main-only
         self.thread = threading.Thread(target=self._run, daemon=True, name="bench-fault")
         self.rng = random.Random(scenario.seed)
         self.done = threading.Event()
@@ -62,6 +65,9 @@ class FaultRunner:
         at = s.fault_at if s.fault_at is not None else s.duration / 3
         time.sleep(max(0.0, at - self.now()))
         if s.fault == "none":
+            return
+        if s.fault in kill_main.KILL_MAIN_FAULTS:   # rounds, one event each
+            kill_main.inject(self)
             return
         leader = c.leader_index(timeout=10)
         n = len(c.members)
@@ -119,7 +125,14 @@ class FaultRunner:
         self.events.append(event)
 
     def heal(self) -> None:
-        """Whatever the fault left undone: heal, resume, restart."""
+        """Whatever the fault left undone: heal, resume, restart (after
+        killing any snapshot child a kill-main fault left running)."""
+        for pid, started in self.orphans:
+            if kill_main.alive((pid, started)):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         partition.heal(self.cluster)
         for i in list(self.paused):
             self.cluster.resume(i)

@@ -18,18 +18,32 @@ Every run checks, whatever its fault:
 - watch_violations: what each watcher received against the final history
   (watchers resume from the revision after the last one they saw when their
   stream breaks);
-- converged: every member at the same revision with the same HashKV.
+- converged: every member at the same revision with the same HashKV;
+- restart_failures: members a fault killed that did not serve again when
+  started (the kill-main faults, bench.kill_main; the nemesis).
+
+With ``Scenario.nemesis == "random"`` the single fault gives way to a schedule
+of faults of every kind drawn from the seed (bench.nemesis), recorded in the
+result's ``faults_injected``; the checks are the same, on the whole history.
+``setup_cluster``, ``drive`` and ``analyse`` are the pieces of a run, for runs
+of many stretches of load on one cluster (bench.soak).
+
+Whatever happens, every process of the cluster is gone when it returns (also
+children a member forked that outlived it: bench.kill_main.kill_leftovers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
+from bench import nemesis
 from bench.checks import AckedWrite, lost_writes, watch_violations
 from bench.faults import FaultRunner, unavailability
+from bench.kill_main import kill_leftovers
 from bench.linearizability import check
 from bench.load import Load, make_load
 from bench.partition import PARTITION_FAULTS
@@ -38,91 +52,75 @@ from bench.scenario import FAULTS, WORKLOADS, Log, Scenario, ms, pct
 from bench.slow_disk import strace_wrapper
 from bench.watchers import start_watchers
 
-__all__ = ["FAULTS", "WORKLOADS", "Scenario", "run_scenario", "unavailability", "make_cluster"]
+__all__ = ["FAULTS", "WORKLOADS", "Scenario", "run_scenario", "unavailability", "make_cluster", "setup_cluster",
+           "drive", "analyse", "Collected"]
 
 
 def make_cluster(system: str, nodes: int, base_dir: str, wrapper: list[str] | None = None,
-                 proxied: bool = False):
-    """``proxied``: all peer traffic through a bench.proxy.PartitionProxy (cluster.peer_proxy)."""
+                 proxied: bool = False, extra_args: list[str] | None = None):
+    """``proxied``: all peer traffic through a bench.proxy.PartitionProxy (cluster.peer_proxy);
+    ``extra_args``: flags for every member (Scenario.member_args)."""
     from bench.proxy import PartitionProxy
     from raftkv.cluster.local import EtcdCluster, LocalCluster
 
     proxy = PartitionProxy() if proxied else None
     if system == "raftkv":
-        return LocalCluster(nodes, base_dir, wrapper=wrapper, peer_proxy=proxy)
+        return LocalCluster(nodes, base_dir, wrapper=wrapper, peer_proxy=proxy, extra_args=extra_args)
     if system == "etcd":
         if not os.path.exists(EtcdCluster.ETCD):
             raise RuntimeError(f"etcd is not installed ({EtcdCluster.ETCD}; Debian: apt-get install etcd-server)")
-        return EtcdCluster(nodes, base_dir, wrapper=wrapper, peer_proxy=proxy)
+        return EtcdCluster(nodes, base_dir, wrapper=wrapper, peer_proxy=proxy, extra_args=extra_args)
     raise ValueError(f"unknown system {system!r}")
+
+
+@contextlib.contextmanager
+def _reaping(base_dir: str, result: dict):
+    """On the way out (after the cluster stopped): kill any process of the
+    cluster still there, e.g. a snapshot child whose member was killed alone."""
+    try:
+        yield
+    finally:
+        result["leftover_processes_killed"] = len(kill_leftovers(base_dir))
 
 
 # ---- the whole run -------------------------------------------------------------
 
-def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) -> dict:
-    from raftkv.client.remote import Client
-
-    log = Log(quiet)
+def setup_cluster(s: Scenario, base_dir: str):
+    """The scenario's cluster, not started: a slow disk from the start for
+    ``slow-disk``, the peer proxy for partitions and the nemesis, the wall
+    clock shim for the nemesis on raftkv (bench.nemesis.prepare)."""
     if s.workload not in WORKLOADS:
         raise ValueError(f"workload must be one of {WORKLOADS}")
     if s.fault not in FAULTS:
         raise ValueError(f"fault must be one of {FAULTS}")
-    tmp = tempfile.mkdtemp(prefix=f"bench-{s.system}-", dir=keep_dir)
     wrapper = strace_wrapper(s.fsync_delay_ms) if s.fault == "slow-disk" else None
-    cluster = make_cluster(s.system, s.nodes, tmp, wrapper=wrapper, proxied=s.fault in PARTITION_FAULTS)
-    result: dict = {"scenario": s.name, "system": s.system, "nodes": s.nodes, "workload": s.workload,
-                    "fault": s.fault, "clients": s.clients, "keys": s.keys, "duration_s": s.duration}
-    load = watchers = faults = None
+    cluster = make_cluster(s.system, s.nodes, base_dir, wrapper=wrapper,
+                           proxied=s.fault in PARTITION_FAULTS or s.nemesis != "none", extra_args=s.member_args)
+    cluster.nemesis_setup = nemesis.prepare(cluster, s, base_dir) if s.nemesis != "none" else None
+    return cluster
+
+
+def header(s: Scenario) -> dict:
+    result = {"scenario": s.name, "system": s.system, "nodes": s.nodes, "workload": s.workload,
+              "fault": s.fault_label, "clients": s.clients, "keys": s.keys, "duration_s": s.duration,
+              "member_args": s.member_args}
+    if s.nemesis != "none":
+        result["seed"] = s.seed
+    return result
+
+
+def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) -> dict:
+    log = Log(quiet)
+    tmp = tempfile.mkdtemp(prefix=f"bench-{s.system}-", dir=keep_dir)
+    got = Collected()
+    result = header(s)
     try:
-        with cluster:
+        cluster = setup_cluster(s, tmp)
+        with _reaping(tmp, result), cluster:
             cluster.start(timeout=60)
             cluster.leader_index(timeout=30)
-            t0 = time.monotonic()
-            load = make_load(s, cluster.endpoints, t0)
-            load.prepare()
-            with Client(cluster.endpoints, timeout=5) as c:
-                start_rev = c.status().revision + 1
-            watchers = start_watchers(load.clients, s.watchers, start_rev, t0)
-            faults = FaultRunner(s, cluster, t0, log)
-            log(f"[{s.name}] {s.nodes} members up; {s.clients} clients for {s.duration:g}s, fault {s.fault}")
-            began = load.now()
-            load.start()
-            faults.start()
-            end = began + s.duration
-            last_print, last_ok = began, 0
-            while load.now() < end:
-                time.sleep(min(0.5, max(0.0, end - load.now())))
-                if load.now() - last_print >= 5 or load.now() >= end:
-                    ok, err = load.count()
-                    dt = load.now() - last_print
-                    log(f"  {load.now():5.1f}s  ok={ok} errors={err} ok/s(last {dt:.0f}s)={(ok - last_ok) / dt:.0f}")
-                    last_print, last_ok = load.now(), ok
-            load.join()
-            load_end = load.now()
-            faults.done.wait(timeout=60)
-            faults.heal()
-            cluster.wait_ready(timeout=60)
-            load.finish()
-            conv = convergence(cluster)
-            leader = cluster.leader_index(timeout=30)
-            # members that disagree fail `converged`; the history is the leader's,
-            # so that a stuck member does not also show as every write lost
-            final_rev = conv.get("revision") or cluster.member_status(leader, timeout=5).revision
-            history = final_history(cluster.members[leader].endpoint, final_rev)
-            # the watchers catch up with the prefix's last change (not the store's:
-            # a workload may write elsewhere), then stop; many watchers may be
-            # far behind, so give up only when they stop making progress
-            last_change = max((e.revision for e in history), default=0)
-            deadline, progress = time.monotonic() + 20, -1
-            while any(w.last_revision < last_change for w in watchers) and time.monotonic() < deadline:
-                if sum(w.last_revision for w in watchers) != progress:
-                    progress = sum(w.last_revision for w in watchers)
-                    deadline = max(deadline, time.monotonic() + 10)
-                time.sleep(0.1)
-            for w in watchers:
-                w.stop.set()
-            for w in watchers:
-                w.thread.join(timeout=5)
+            drive(s, cluster, log, got)
+            result.update(got.notes)
     except BaseException:
         if keep_dir is None:
             import shutil
@@ -130,9 +128,109 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        if load is not None:
-            load.close()
-    # ---- analysis (the cluster is gone) ----
+        if got.load is not None:
+            got.load.close()
+    analyse(s, got, result, log)
+    if keep_dir is None:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+@dataclass
+class Collected:
+    """What one stretch of load on a cluster left for the checks."""
+    load: Load | None = None
+    watchers: list = field(default_factory=list)
+    faults: FaultRunner | None = None
+    began: float = 0.0
+    load_end: float = 0.0
+    start_rev: int = 1
+    history: list = field(default_factory=list)
+    last_change: int = 0
+    conv: dict = field(default_factory=dict)
+    final_rev: int = 0
+    notes: dict = field(default_factory=dict)
+
+
+def fault_runner(s: Scenario, cluster, t0: float, log: Log) -> FaultRunner:
+    if s.nemesis != "none":
+        return nemesis.NemesisRunner(s, cluster, t0, log)
+    return FaultRunner(s, cluster, t0, log)
+
+
+def drive(s: Scenario, cluster, log: Log, got: Collected, make=make_load, history_from_start: bool = False) -> None:
+    """On a started cluster: the load, the watchers and the fault (or the
+    nemesis) for ``s.duration`` seconds; then every member healed and back,
+    and what the checks need from the cluster, into ``got``. The final
+    history is replayed from revision 1, or (``history_from_start``) from
+    the first revision after the load began (when earlier history may be
+    compacted). ``make(s, endpoints, t0)`` makes the load."""
+    from raftkv.client.remote import Client
+
+    t0 = time.monotonic()
+    got.load = load = make(s, cluster.endpoints, t0)
+    load.prepare()
+    with Client(cluster.endpoints, timeout=5) as c:
+        got.start_rev = c.status().revision + 1
+    got.watchers = watchers = start_watchers(load.clients, s.watchers, got.start_rev, t0)
+    got.faults = faults = fault_runner(s, cluster, t0, log)
+    log(f"[{s.name}] {len(cluster.members)} members up; {s.clients} clients for {s.duration:g}s, "
+        f"fault {s.fault_label}")
+    got.began = began = load.now()
+    load.start()
+    faults.start()
+    end = began + s.duration
+    last_print, last_ok = began, 0
+    while load.now() < end:
+        time.sleep(min(0.5, max(0.0, end - load.now())))
+        if load.now() - last_print >= 5 or load.now() >= end:
+            ok, err = load.count()
+            dt = load.now() - last_print
+            log(f"  {load.now():5.1f}s  ok={ok} errors={err} ok/s(last {dt:.0f}s)={(ok - last_ok) / dt:.0f}")
+            last_print, last_ok = load.now(), ok
+    load.join()
+    got.load_end = load.now()
+    stop = getattr(faults, "stop", None)
+    if stop is not None:   # the nemesis: no fault after the load, the current one recovers
+        stop.set()
+    if not faults.done.wait(timeout=60 if stop is None else 150):
+        got.notes["fault_thread_still_running"] = True
+    faults.heal()
+    try:
+        cluster.wait_ready(timeout=60)
+    except TimeoutError as e:   # a member that does not come back fails `converged`
+        got.notes["not_ready_after_run"] = str(e)
+        log(f"[{s.name}] {e}")
+    load.finish()
+    got.conv = conv = convergence(cluster)
+    leader = cluster.leader_index(timeout=30)
+    # members that disagree fail `converged`; the history is the leader's,
+    # so that a stuck member does not also show as every write lost
+    got.final_rev = conv.get("revision") or cluster.member_status(leader, timeout=5).revision
+    got.history = history = final_history(cluster.members[leader].endpoint, got.final_rev,
+                                          start_revision=got.start_rev if history_from_start else 1)
+    # the watchers catch up with the prefix's last change (not the store's:
+    # a workload may write elsewhere), then stop; many watchers may be
+    # far behind, so give up only when they stop making progress
+    got.last_change = last_change = max((e.revision for e in history), default=0)
+    deadline, progress = time.monotonic() + 20, -1
+    while any(w.last_revision < last_change for w in watchers) and time.monotonic() < deadline:
+        if sum(w.last_revision for w in watchers) != progress:
+            progress = sum(w.last_revision for w in watchers)
+            deadline = max(deadline, time.monotonic() + 10)
+        time.sleep(0.1)
+    for w in watchers:
+        w.stop.set()
+    for w in watchers:
+        w.thread.join(timeout=5)
+
+
+def analyse(s: Scenario, got: Collected, result: dict, log: Log) -> dict:
+    """Every figure and check of ``got`` into ``result`` (the cluster may be gone)."""
+    load, watchers, faults, history = got.load, got.watchers, got.faults, got.history
+    began, load_end, start_rev, last_change, conv = got.began, got.load_end, got.start_rev, got.last_change, got.conv
     log(f"[{s.name}] checking {sum(len(o) for o in load.ops)} ops ...")
     all_ops = [op for ops in load.ops for op in ops]
     lat = sorted(b - a for a, b in load.completed())
@@ -157,7 +255,7 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
     fault_reports = []
     for ev in faults.events:
         if "at" in ev:
-            ev.update(unavailability(ok_returns, ev["at"], load_end, window=s.fault_delay + 30))
+            ev.update(unavailability(ok_returns, ev["at"], load_end, window=ev.get("window_s", s.fault_delay + 30)))
         fault_reports.append({k: (round(v, 3) if isinstance(v, float) else v) for k, v in ev.items()})
     result.update({
         "ops": ok_count,
@@ -171,6 +269,7 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
         "time_to_leader_s": max((f["time_to_leader_s"] for f in fault_reports
                                  if f.get("time_to_leader_s") is not None), default=None),
         "faults": fault_reports,
+        "restart_failures": sum(len(f.get("restart_failed", {})) for f in fault_reports),
         "linearizable": lin.linearizable,
         "linearizability": lin.summary(),
         "lost_acked_writes": len(lost),
@@ -189,14 +288,19 @@ def run_scenario(s: Scenario, quiet: bool = False, keep_dir: str | None = None) 
         "history_events": len(history),
         "timeline": timeline(load, began, load_end),
     })
+    if isinstance(faults, nemesis.NemesisRunner):
+        result["faults_injected"] = nemesis.injected(fault_reports)
+        result["nemesis"] = {"kind": s.nemesis, "seed": s.seed,
+                             "schedule": [p.as_dict() for p in faults.plan],
+                             "not_injected": faults.not_injected,
+                             "errors": [f for f in fault_reports if f.get("fault") == "nemesis"],
+                             **(getattr(faults.cluster, "nemesis_setup", None) or {})}
+        result["faults_by_kind"] = nemesis.summary(result)
     result.update(load.report(history))
     log(f"[{s.name}] {result['ops_per_s']} ops/s p99 {result['p99_ms']} ms, unavailable {result['unavailable_s']} s, "
         f"linearizable={result['linearizable']} lost={result['lost_acked_writes']} "
-        f"watch_violations={result['watch_violations']} converged={result['converged']}")
-    if keep_dir is None:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+        f"watch_violations={result['watch_violations']} converged={result['converged']}"
+        + (f" restart_failures={result['restart_failures']}" if result["restart_failures"] else ""))
     return result
 
 

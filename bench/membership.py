@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from raftkv.client.remote import Client
-from raftkv.errors import Unavailable
+from raftkv.errors import MemberNotFound, PeerURLExists, Unavailable
 
 
 def _retrying(change, patience: float = 20.0):
@@ -25,25 +25,57 @@ def _retrying(change, patience: float = 20.0):
             time.sleep(0.5)
 
 
-def replace_follower(runner, leader: int, event: dict) -> None:
-    """Remove the follower after ``leader``, add a new member, wait until it has
-    caught up with the revision the cluster had when it was added."""
+def _remove(admin: Client, member_id: int, event: dict) -> None:
+    """member remove. The admin client has several endpoints and tries the
+    next one when a call times out: a removal that timed out on one member
+    but went through is then refused by the next with "member not found" -
+    what an operator who retried would see. Done if the member is gone."""
+    try:
+        _retrying(lambda: admin.member_remove(member_id))
+    except MemberNotFound:
+        if any(m.id == member_id for m in admin.members()):
+            raise
+        event["remove_answered_member_not_found"] = True   # an earlier attempt took effect
+
+
+def _add(admin: Client, peer_url: str, event: dict) -> None:
+    """member add; as for _remove, "peer URL exists" after a retry means an
+    earlier attempt took effect."""
+    try:
+        _retrying(lambda: admin.member_add([peer_url]))
+    except PeerURLExists:
+        if not any(peer_url in m.peer_urls for m in admin.members()):
+            raise
+        event["add_answered_peer_url_exists"] = True
+
+
+def replace_follower(runner, leader: int, event: dict, victim: int | None = None,
+                     before_start=None) -> None:
+    """Remove a follower (``victim``, by default the one after ``leader``), add
+    a new member, wait until it has caught up with the revision the cluster had
+    when it was added. ``before_start(member)`` is called with the new member
+    before it starts (e.g. to give it an environment of its own)."""
     c = runner.cluster
-    victim = (leader + 1) % len(c.members)
+    if victim is None:
+        victim = (leader + 1) % len(c.members)
+    if victim == leader:
+        raise ValueError("the member to replace must be a follower")
     old = c.members[victim]
     event["member"] = old.name
     with Client([m.endpoint for i, m in enumerate(c.members) if i != victim], timeout=5) as admin:
         (old_id,) = [m.id for m in admin.members() if old.peer_url in m.peer_urls]
         event["at"] = runner.now()
-        _retrying(lambda: admin.member_remove(old_id))
+        _remove(admin, old_id, event)
         event["removed_at"] = runner.now()
         runner.log(f"  {event['removed_at']:.1f}s: member remove {old.name}")
         c.retire(victim)
         new = c.new_member()
-        _retrying(lambda: admin.member_add([new.peer_url]))
+        _add(admin, new.peer_url, event)
         event["added_at"] = runner.now()
         event["new_member"] = new.name
         target = admin.status().revision
+    if before_start is not None:
+        before_start(new)
     c.start_member(len(c.members) - 1)
     runner.log(f"  {event['added_at']:.1f}s: member add {new.name}, started")
     deadline = time.monotonic() + 60

@@ -40,13 +40,14 @@ def convergence(cluster, timeout: float = 30.0) -> dict:
         time.sleep(0.5)
 
 
-def final_history(endpoint: str, until_revision: int, timeout: float = 60.0) -> list[Ev]:
-    """Every change under the prefix, replayed by a watch from revision 1."""
+def final_history(endpoint: str, until_revision: int, timeout: float = 60.0, start_revision: int = 1) -> list[Ev]:
+    """Every change under the prefix, replayed by a watch from ``start_revision``
+    (1: all of it; later when earlier history may have been compacted)."""
     from raftkv.client.remote import Client
 
     events: list[Ev] = []
     with Client([endpoint], timeout=10) as c:
-        w = c.watch(PREFIX, prefix=True, start_revision=1)
+        w = c.watch(PREFIX, prefix=True, start_revision=start_revision)
         deadline = time.monotonic() + timeout
         last = 0
         try:

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 WORKLOADS = ("put", "get", "sget", "cas", "mix", "lease-churn", "watch-fanout", "objects")
 FAULTS = ("none", "kill-leader", "kill-follower", "kill-random", "pause-leader", "restart-all",
-          "member-replace", "slow-disk", "partition-leader", "partition-leader-oneway", "partition-follower")
+          "member-replace", "slow-disk", "partition-leader", "partition-leader-oneway", "partition-follower",
+          "kill-main-only", "kill-main-only-all")
+# faults that kill -9 only a member's main process, repeatedly, with frequent snapshots (bench.kill_main)
+KILL_MAIN_FAULTS = ("kill-main-only", "kill-main-only-all")
+KILL_MAIN_SNAPSHOT_COUNT = 500
+# --nemesis: faults composed at random over the whole run (bench.nemesis) instead of one --fault
+NEMESES = ("none", "random")
+NEMESIS_SNAPSHOT_COUNT = 10_000   # snapshots every few seconds under load, for both systems
 PREFIX = "/bench/"
 FANOUT_WATCHERS = 200
 
@@ -32,14 +39,36 @@ class Scenario:
     seed: int = 1
     check_timeout: float = 120.0
     fsync_delay_ms: float = 10.0         # the slow-disk fault: added to every fsync/fdatasync
+    snapshot_count: int | None = None    # --snapshot-count of every member (both systems); default:
+                                         # KILL_MAIN_SNAPSHOT_COUNT for the kill-main faults, else the system's own
+    fault_interval: float = 5.0          # repeated faults (kill-main-*): seconds from one injection to the next
+    nemesis: str = "none"                # "random": a schedule of faults drawn from ``seed`` (bench.nemesis)
 
     def __post_init__(self) -> None:
         if self.watchers is None:
             self.watchers = FANOUT_WATCHERS if self.workload == "watch-fanout" else 2
+        if self.nemesis not in NEMESES:
+            raise ValueError(f"nemesis must be one of {NEMESES}")
+        if self.nemesis != "none" and self.fault != "none":
+            raise ValueError("a run has either a --fault or a --nemesis, not both")
+        if self.snapshot_count is None and self.fault in KILL_MAIN_FAULTS:
+            self.snapshot_count = KILL_MAIN_SNAPSHOT_COUNT
+        if self.snapshot_count is None and self.nemesis != "none":
+            self.snapshot_count = NEMESIS_SNAPSHOT_COUNT
+
+    @property
+    def member_args(self) -> list[str]:
+        """Flags every member gets, the same for raftkv and etcd."""
+        return ["--snapshot-count", str(self.snapshot_count)] if self.snapshot_count is not None else []
+
+    @property
+    def fault_label(self) -> str:
+        """The fault as results and tables name it: the --fault, or the nemesis and its seed."""
+        return f"{self.nemesis}-nemesis-s{self.seed}" if self.nemesis != "none" else self.fault
 
     @property
     def name(self) -> str:
-        return f"{self.system}-{self.nodes}n-{self.workload}-{self.fault}-c{self.clients}"
+        return f"{self.system}-{self.nodes}n-{self.workload}-{self.fault_label}-c{self.clients}"
 
 
 def pct(sorted_values: list[float], q: float) -> float:

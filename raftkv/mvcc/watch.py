@@ -192,7 +192,8 @@ class WatchHub:
         """After the store's state was replaced: every synced watcher catches
         up from ``next_revision`` (or is cancelled if that is compacted)."""
         for watcher in self._synced():
-            self._fall_behind(watcher, next_revision)
+            # not before its start: a watch created for later revisions gets none earlier
+            self._fall_behind(watcher, max(next_revision, watcher.start_revision))
             watcher._wake()
 
     # ---- internals ----------------------------------------------------------

@@ -121,7 +121,11 @@ class SyncingTransport(PeerTransport):
     def send(self, node, message):
         if not (isinstance(message, dict) and message.get("type") in _NEEDS_NO_SYNC):
             self._syncObj._sync_journal()
-        return super().send(node, message)
+        sent = super().send(node, message)
+        chunk = message.get("serialized") if isinstance(message, dict) else None
+        if sent and chunk is not None and chunk[2]:  # the last piece of a snapshot
+            self._syncObj.snapshot_sent(node)
+        return sent
 
 
 @dataclass
@@ -218,6 +222,7 @@ class RaftMember(SyncObj):
         self._last_snapshot_at = clock()
         self._snapshot_retry_at = 0.0
         self._receiving: tuple[object, int] | None = None  # (leader, fd) of a snapshot being received
+        self._snapshot_sent_at: dict[object, float] = {}  # when a follower was last sent the whole snapshot
 
         voters = sorted(set(peer_addresses) | ({self_address} if not learner else set()))
         cluster_id = self.config.cluster_id
@@ -647,10 +652,10 @@ class RaftMember(SyncObj):
             return
         if kind in ("request_vote", "append_entries") and node not in self._voters():
             return  # e.g. a member just removed: it must not disturb the others
-        if kind == "next_node_idx" and self.is_leader and message["next_node_idx"] <= self._journal[0][1] \
-                and not os.path.exists(self._snapshot_path):
-            # below the log with no snapshot to send instead: it needs the log from its start
-            message = {**message, "next_node_idx": self._journal[0][1] + 1}
+        if kind == "next_node_idx" and self.is_leader:
+            message = self._checked_next_index(node, message)
+            if message is None:
+                return
         if kind == "append_entries" and message["term"] >= self._SyncObj__raftCurrentTerm:
             if "prevLogIdx" in message:
                 self._on_append_entries(node, message)
@@ -660,6 +665,27 @@ class RaftMember(SyncObj):
                 self._on_snapshot_chunk(node, message["serialized"])
                 return
         SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def snapshot_sent(self, node) -> None:
+        """The last piece of the snapshot file went to ``node``."""
+        self._snapshot_sent_at[node] = self._clock()
+
+    def _checked_next_index(self, node, message: dict) -> dict | None:
+        """A follower's answer about where its log ends, as the leader may act on it."""
+        if node not in self._SyncObj__raftMatchIndex:
+            return None  # not (or no longer) one of the members this leader sends to
+        wanted = message["next_node_idx"]
+        if wanted > self._journal[0][1]:
+            return message
+        sent = self._snapshot_sent_at.get(node)
+        if sent is not None and self._clock() - sent < 2 * self.config.election_timeout_max:
+            # answers it gave before the snapshot it was just sent arrived: sending
+            # the snapshot again for each would keep it installing the same one
+            return None
+        if not os.path.exists(self._snapshot_path):
+            # below a log with no snapshot to send instead: it needs the log from its start
+            return {**message, "next_node_idx": self._journal[0][1] + 1}
+        return message
 
     def _follow(self, node, message) -> None:
         """pysyncobj's bookkeeping of a valid leader's message (term, leader,

@@ -272,8 +272,9 @@ class PeerConnection:
         return not self.closed
 
     def _take_frames(self) -> None:
-        limit = self.transport.settings.max_frame if self.established else HANDSHAKE_FRAME_LIMIT
         while len(self._in) >= _LENGTH.size and not self.closed:
+            # the frames after the handshake may be larger: decided frame by frame
+            limit = self.transport.settings.max_frame if self.established else HANDSHAKE_FRAME_LIMIT
             (length,) = _LENGTH.unpack_from(self._in)
             if length > limit:
                 raise _Closed(f"a frame of {length} bytes, over the limit of {limit}")

@@ -274,6 +274,10 @@ def test_snapshot_compaction_and_restart_keep_keys_revisions_and_history(make_cl
         assert os.path.exists(snapshot_path(cluster, down)), \
             f"m{down} caught up without receiving a snapshot? {os.listdir(cluster.members[down].data_dir)}"
         check_member(down, "member that caught up from a snapshot")
+        # once: the answers it gave before the snapshot arrived do not make the leader send it again
+        with open(cluster.members[down].log_path) as f:
+            installs = f.read().count("installed the leader's snapshot")
+        assert 1 <= installs <= 2, f"m{down} installed the leader's snapshot {installs} times"
 
         # every member restarted: snapshot + remaining log give the same state and history
         kill_all(cluster)

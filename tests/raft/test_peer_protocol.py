@@ -48,11 +48,14 @@ def read_frame(sock: socket.socket) -> object | None:
 
 
 def closed(sock: socket.socket, timeout: float = 5.0) -> bool:
-    sock.settimeout(timeout)
+    """Whether the member closes the connection within ``timeout`` (whatever it sends meanwhile)."""
+    deadline = time.monotonic() + timeout
     try:
-        while sock.recv(4096):
-            pass
-        return True
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            if not sock.recv(65536):
+                return True
+        return False
     except (ConnectionResetError, BrokenPipeError):
         return True
     except TimeoutError:
@@ -179,3 +182,32 @@ def test_a_handshake_must_finish_in_time(member, caplog):
         assert closed(sock, timeout=15)
     assert any("handshake not finished" in r.getMessage() for r in caplog.records)
     still_serves(node)
+
+
+def test_a_large_frame_right_after_the_proof_is_taken(tmp_path, caplog):
+    """With a peer secret, the dialer's first messages follow its proof at
+    once, often in the same TCP segment, and may be large (an append of a
+    big value to a lagging member): they were held to the handshake's 64 KiB
+    limit and the connection refused."""
+    caplog.set_level(logging.WARNING, logger="raftkv.raft.transport")
+    port, fake_port = free_ports(2)
+    address, fake = f"127.0.0.1:{port}", f"127.0.0.1:{fake_port}"
+    node = Node(address, [address, fake], str(tmp_path / "m"), MemberConfig(secret=SECRET, **FAST))
+    try:
+        key = PeerSecurity.from_secret(SECRET).secret
+        nonce = new_nonce()
+        h = codec.encode(hello(fake, auth="secret", nonce=nonce, cluster=node.member.identity.cluster_id))
+        with connect(port) as sock:
+            sock.sendall(struct.pack(">I", len(h)) + h)
+            accept_bytes = read_frame(sock)
+            accept = codec.decode(accept_bytes)
+            seal_out, _ = session_seals(key, nonce, accept["nonce"], dialing=True)
+            proof = codec.encode({"proof": dial_proof(key, h, accept_bytes)})
+            big = seal_out.seal(codec.encode({"type": "rk_progress", "address": fake, "applied": 1,
+                                              "padding": b"x" * 300_000}))
+            sock.sendall(struct.pack(">I", len(proof)) + proof + struct.pack(">I", len(big)) + big)
+            assert not closed(sock, timeout=1.5), "the member closed the connection"
+        assert not any("peer connection refused" in r.getMessage() for r in caplog.records), \
+            [r.getMessage() for r in caplog.records]
+    finally:
+        node.close()
