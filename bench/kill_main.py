@@ -1,11 +1,12 @@
 """kill -9 of a member's main process only, while raftkv writes a snapshot.
 
-raftkv (pysyncobj) writes each Raft snapshot from a child it forks off the
-member's process. An operator's ``kill -9 <pid>`` or the OOM killer ends that
-one process, not its process group as the other kill faults do
-(``os.killpg``): a snapshot child then lives on, orphaned, with the member's
-open files and listening sockets, and may still rename its snapshot into
-place after the member died, or while it starts again.
+raftkv writes each Raft snapshot from a child it forks off the member's
+process. An operator's ``kill -9 <pid>`` or the OOM killer ends that one
+process, not its process group as the other kill faults do (``os.killpg``):
+the fault checks that nothing of the member outlives it (a child left
+running would keep its files and ports, and could rename a snapshot into
+place for a log that was never trimmed; raftkv's child now dies with its
+parent) and that no acknowledged write is lost.
 
 - ``kill-main-only``: the leader's main process;
 - ``kill-main-only-all``: every member's main process at once.

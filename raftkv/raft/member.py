@@ -844,6 +844,13 @@ class RaftMember(SyncObj):
             log.error("received snapshot refused leader=%s error=%s", getattr(node, "id", node), e)
             self._discard(path)
             return
+        if meta.index <= self.applied_index:
+            # sent again on an answer from before the last install: this member has
+            # it all, and going back to it would apply (and announce) revisions twice
+            log.info("received snapshot already applied index=%d applied=%d", meta.index, self.applied_index)
+            self._discard(path)
+            self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=self.applied_index + 1, success=True)
+            return
         failpoints.hit("received-snapshot-before-install")
         self._writer.abandon()  # a snapshot of our own older state must not replace this one
         self._discard(self._writer.path)

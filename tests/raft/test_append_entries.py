@@ -80,3 +80,34 @@ def test_a_conflicting_uncommitted_entry_is_replaced(follower):
     assert log_of(member) == [(1, 0), (2, 1), (3, 2)]
     assert member.store.range(ops.get("fresh")).count == 1
     assert member.store.range(ops.get("stale")).count == 0
+
+
+def test_a_snapshot_older_than_what_is_applied_is_not_installed(follower, tmp_path):
+    """A leader may send its snapshot again on an answer the follower gave
+    before the last one arrived. Installing it would take the store back and
+    apply (and announce to watchers) the revisions after it a second time."""
+    from raftkv.mvcc.store import KVStore
+    from raftkv.raft.membership import MembershipTable
+    from raftkv.raft.snapshot import SnapshotMeta, state_records, write_snapshot
+
+    member, leader = follower
+    entries = [entry(i, 1, f"k{i}") for i in range(2, 7)]
+    deliver(member, leader, 1, 0, entries, commit=6)
+    wait_for(lambda: member.applied_index == 6)
+    watch = member.store.watchers.watch(b"k", b"l", start_revision=0)
+
+    older = KVStore()
+    for i in range(2, 5):
+        older.apply(PutRequest(f"k{i}".encode(), b"v"))
+    path = str(tmp_path / "older")
+    write_snapshot(path, SnapshotMeta(4, 1, [entries[1], entries[2]], [], member.identity.cluster_id),
+                   state_records(older, MembershipTable()))
+    data = open(path, "rb").read()
+    member._submit(lambda: member._SyncObj__onMessageReceived(leader, {
+        "type": "append_entries", "term": 1, "commit_index": 6, "serialized": [data, True, True]}))
+    deliver(member, leader, 6, 1, [entry(7, 1, "k7")], commit=7)
+    wait_for(lambda: member.applied_index == 7)
+    assert member.store.revision == 7
+    with member.lock:
+        revisions = [r.revision for r in member.store.watchers.poll(watch)]
+    assert revisions == [7]
