@@ -229,6 +229,15 @@ def _enum(cls: Callable[[int], _E], number: int, what: str) -> _E:
         raise WireError(f"raftkv: unknown {what} {number}") from None
 
 
+def _open_enum(cls, number: int):
+    """Numbers etcd accepts without knowing them (sort order, compare target
+    and result): their UNKNOWN member, which behaves as etcd does."""
+    try:
+        return cls(number)
+    except ValueError:
+        return cls.UNKNOWN
+
+
 # ---- mvccpb ------------------------------------------------------------------
 
 
@@ -291,24 +300,24 @@ _UNION_FIELD = {
 
 @_typed_errors
 def compare_to_pb(cmp: Compare) -> rpc_pb2.Compare:
-    target = _enum(CompareTarget, cmp.target, "compare target")
-    result = _enum(CompareResult, cmp.result, "compare result")
+    target = _open_enum(CompareTarget, cmp.target)
+    result = _open_enum(CompareResult, cmp.result)
     msg = rpc_pb2.Compare(result=result.value, target=target.value, key=cmp.key, range_end=cmp.range_end)
     operand = cmp.operand
     if target == CompareTarget.VALUE:
         msg.value = operand if isinstance(operand, bytes) else b""
-    else:
+    elif target != CompareTarget.UNKNOWN:
         setattr(msg, _UNION_FIELD[target], int(operand) if isinstance(operand, int) else 0)
     return msg
 
 
 @_typed_errors
 def compare_from_pb(msg: rpc_pb2.Compare) -> Compare:
-    target = _enum(CompareTarget, msg.target, "compare target")
-    result = _enum(CompareResult, msg.result, "compare result")
-    field = _UNION_FIELD[target]
+    target = _open_enum(CompareTarget, msg.target)
+    result = _open_enum(CompareResult, msg.result)
+    field = _UNION_FIELD.get(target)
     operand: bytes | int
-    if msg.WhichOneof("target_union") == field:
+    if field is not None and msg.WhichOneof("target_union") == field:
         operand = getattr(msg, field)
     else:
         operand = b"" if target == CompareTarget.VALUE else 0
@@ -321,7 +330,7 @@ def _range_to_pb(req: RangeRequest) -> rpc_pb2.RangeRequest:
         range_end=req.range_end,
         limit=req.limit,
         revision=req.revision,
-        sort_order=_enum(SortOrder, req.sort_order, "sort order").value,
+        sort_order=_open_enum(SortOrder, req.sort_order).value,
         sort_target=_enum(SortTarget, req.sort_target, "sort target").value,
         serializable=req.serializable,
         keys_only=req.keys_only,
@@ -339,7 +348,7 @@ def _range_from_pb(msg: rpc_pb2.RangeRequest) -> RangeRequest:
         range_end=msg.range_end,
         limit=msg.limit,
         revision=msg.revision,
-        sort_order=_enum(SortOrder, msg.sort_order, "sort order"),
+        sort_order=_open_enum(SortOrder, msg.sort_order),
         sort_target=_enum(SortTarget, msg.sort_target, "sort target"),
         serializable=msg.serializable,
         keys_only=msg.keys_only,

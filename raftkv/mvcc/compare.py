@@ -16,7 +16,9 @@ def _sign(a: int | bytes, b: int | bytes) -> int:
 
 def _holds(compare: Compare, kv: KeyValue) -> bool:
     target = compare.target
-    if target == CompareTarget.VALUE:
+    if target == CompareTarget.UNKNOWN:
+        order = 0
+    elif target == CompareTarget.VALUE:
         operand = compare.operand if isinstance(compare.operand, bytes) else b""
         order = _sign(kv.value, operand)
     else:
@@ -37,7 +39,9 @@ def _holds(compare: Compare, kv: KeyValue) -> bool:
         return order != 0
     if result == CompareResult.GREATER:
         return order > 0
-    return order < 0
+    if result == CompareResult.LESS:
+        return order < 0
+    return True  # CompareResult.UNKNOWN, as etcd
 
 
 def compare_holds(compare: Compare, kvs: Iterable[KeyValue]) -> bool:

@@ -125,6 +125,9 @@ class WatchHub:
             self._unsynced.add(watcher)
             if start_revision < self._store.compact_revision:
                 self._cancel_compacted(watcher)
+        elif start_revision < 0 and start_revision < self._store.compact_revision:
+            # etcd: below the compaction revision (-1 in a store never compacted) is compacted
+            self._cancel_compacted(watcher)
         else:
             self._add_synced(watcher)
         return watcher

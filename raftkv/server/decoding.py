@@ -23,7 +23,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import grpc
 
 
-def _unary_parse(decode: Callable[[bytes], object], data: bytes, context: grpc.ServicerContext):
+def too_large(size: int, limit: int) -> str:
+    """grpc-go's words for a message over the server's receive limit."""
+    return f"grpc: received message larger than max ({size} vs. {limit})"
+
+
+def _unary_parse(decode: Callable[[bytes], object], data: bytes, context: grpc.ServicerContext, limit: int):
+    if len(data) > limit:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large(len(data), limit))
     try:
         return decode(data)
     except Exception as e:  # protobuf's DecodeError, or worse
@@ -31,8 +38,12 @@ def _unary_parse(decode: Callable[[bytes], object], data: bytes, context: grpc.S
 
 
 def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
-                  context: grpc.ServicerContext) -> Iterator[object]:
+                  context: grpc.ServicerContext, limit: int) -> Iterator[object]:
     for data in raw:
+        if len(data) > limit:
+            context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
+            context.set_details(too_large(len(data), limit))
+            return
         try:
             message = decode(data)
         except Exception as e:
@@ -43,8 +54,12 @@ def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
 
 
 async def _async_stream_parse(decode: Callable[[bytes], object], raw: AsyncIterator[bytes],
-                              context: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+                              context: grpc.aio.ServicerContext, limit: int) -> AsyncIterator[object]:
     async for data in raw:
+        if len(data) > limit:
+            context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
+            context.set_details(too_large(len(data), limit))
+            return
         try:
             message = decode(data)
         except Exception as e:
@@ -70,7 +85,12 @@ def handler_parts(handler: grpc.RpcMethodHandler):
 
 
 class EtcdDecodeErrors(grpc.aio.ServerInterceptor):
-    def __init__(self) -> None:
+    """Parses every request itself: etcd's words for an undecodable one, and
+    for one over ``limit`` bytes (gRPC's own receive limit is set higher, so
+    that this check, not gRPC's, says it)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
     async def intercept_service(self, continuation, handler_call_details):
@@ -85,14 +105,15 @@ class EtcdDecodeErrors(grpc.aio.ServerInterceptor):
         if handler is None or handler.request_deserializer is None:
             return handler
         decode = handler.request_deserializer
+        limit = self._limit
         streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
         inner, make, is_async = handler_parts(handler)
 
         if not is_async:
             def parsed(data, context):
                 if streaming_in:
-                    return _stream_parse(decode, data, context)
-                return _unary_parse(decode, data, context)
+                    return _stream_parse(decode, data, context, limit)
+                return _unary_parse(decode, data, context, limit)
 
             if streaming_out:
                 def behavior(data, context):
@@ -103,13 +124,15 @@ class EtcdDecodeErrors(grpc.aio.ServerInterceptor):
         elif streaming_in:
             if streaming_out:
                 async def behavior(data, context):
-                    async for response in inner(_async_stream_parse(decode, data, context), context):
+                    async for response in inner(_async_stream_parse(decode, data, context, limit), context):
                         yield response
             else:
                 async def behavior(data, context):
-                    return await inner(_async_stream_parse(decode, data, context), context)
+                    return await inner(_async_stream_parse(decode, data, context, limit), context)
         else:
             async def parse_one(data, context):
+                if len(data) > limit:
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, too_large(len(data), limit))
                 try:
                     return decode(data)
                 except Exception as e:

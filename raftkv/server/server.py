@@ -56,9 +56,10 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
         configure, max_workers=max_workers,
         # parsing first, so an undecodable request is refused as etcd refuses
         # it and (as in etcd) counts as no call
-        interceptors=[EtcdDecodeErrors(), *([metrics.interceptor()] if metrics is not None else [])],
+        interceptors=[EtcdDecodeErrors(limit), *([metrics.interceptor()] if metrics is not None else [])],
         options=[
-            ("grpc.max_receive_message_length", limit),
+            # gRPC refuses what is larger still, in its own words (and without reading it whole)
+            ("grpc.max_receive_message_length", max(4 * limit, 64 * 1024 * 1024)),
             ("grpc.max_send_message_length", 2**31 - 1),
             ("grpc.so_reuseport", 0),
         ],

@@ -15,6 +15,7 @@ from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv._proto.mvccpb import kv_pb2
 from raftkv.client.embedded import EmbeddedWatch
 from raftkv.errors import RaftKVError
+from raftkv.mvcc.index import ALL_KEYS_FROM
 from raftkv.mvcc.types import Event
 from raftkv.mvcc.watch import WatchResponse
 from raftkv.server.aio import Blocking, LoopEvent
@@ -71,6 +72,12 @@ class _Stream:
     async def create(self, request) -> None:
         no_put = rpc_pb2.WatchCreateRequest.NOPUT in request.filters
         no_delete = rpc_pb2.WatchCreateRequest.NODELETE in request.filters
+        key = request.key or b"\x00"  # etcd: the empty key is the smallest key, "\x00"
+        if request.range_end and request.range_end != ALL_KEYS_FROM and key >= request.range_end:
+            # etcd refuses it without spending an id: created and canceled at once, id -1
+            self._answer(await self.blocking(self._revision), -1, first=True, created=True, canceled=True,
+                         cancel_reason="mvcc: watcher range is empty")
+            return
         if request.watch_id == 0:  # etcd: 0 asks for the lowest unused id
             while self.next_id in self.watches:
                 self.next_id += 1
@@ -86,7 +93,7 @@ class _Stream:
         def watch() -> tuple[EmbeddedWatch | None, int, str]:
             try:
                 created = self.ctx.kv._watch(
-                    request.key, request.range_end, request.start_revision, request.prev_kv,
+                    key, request.range_end, request.start_revision, request.prev_kv,
                     no_put, no_delete, request.progress_notify)
             except RaftKVError as e:
                 return None, self._revision(), str(e)
@@ -237,7 +244,7 @@ class _EncodedEvents:
     watchers see is encoded once. Bounded by bytes, oldest out first; an
     entry holds its event, so its id is not reused meanwhile."""
 
-    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 8 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._entries: dict[int, tuple[Event, kv_pb2.Event, int]] = {}
         self._bytes = 0
@@ -248,7 +255,7 @@ class _EncodedEvents:
             return entry[1]
         encoded = event_to_pb(event)
         size = _event_size(event)
-        if size * 4 > self.max_bytes:
+        if size * 32 > self.max_bytes:
             return encoded  # a large event is sent to few watchers in practice: not kept
         while self._bytes + size > self.max_bytes and self._entries:
             oldest = next(iter(self._entries))
