@@ -229,15 +229,6 @@ def _enum(cls: Callable[[int], _E], number: int, what: str) -> _E:
         raise WireError(f"raftkv: unknown {what} {number}") from None
 
 
-def _open_enum(cls, number: int):
-    """Numbers etcd accepts without knowing them (sort order, compare target
-    and result): their UNKNOWN member, which behaves as etcd does."""
-    try:
-        return cls(number)
-    except ValueError:
-        return cls.UNKNOWN
-
-
 # ---- mvccpb ------------------------------------------------------------------
 
 
@@ -300,27 +291,52 @@ _UNION_FIELD = {
 
 @_typed_errors
 def compare_to_pb(cmp: Compare) -> rpc_pb2.Compare:
-    target = _open_enum(CompareTarget, cmp.target)
-    result = _open_enum(CompareResult, cmp.result)
+    target = _enum(CompareTarget, cmp.target, "compare target")
+    result = _enum(CompareResult, cmp.result, "compare result")
     msg = rpc_pb2.Compare(result=result.value, target=target.value, key=cmp.key, range_end=cmp.range_end)
     operand = cmp.operand
     if target == CompareTarget.VALUE:
         msg.value = operand if isinstance(operand, bytes) else b""
-    elif target != CompareTarget.UNKNOWN:
+    else:
         setattr(msg, _UNION_FIELD[target], int(operand) if isinstance(operand, int) else 0)
     return msg
 
 
 @_typed_errors
 def compare_from_pb(msg: rpc_pb2.Compare) -> Compare:
-    target = _open_enum(CompareTarget, msg.target)
-    result = _open_enum(CompareResult, msg.result)
-    field = _UNION_FIELD.get(target)
+    known_target = msg.target in CompareTarget.__members__.values()
+    known_result = msg.result in CompareResult.__members__.values()
+    if not (known_target and known_result):
+        return _unknown_compare(msg, known_target)
+    target = CompareTarget(msg.target)
+    result = CompareResult(msg.result)
+    field = _UNION_FIELD[target]
     operand: bytes | int
-    if field is not None and msg.WhichOneof("target_union") == field:
+    if msg.WhichOneof("target_union") == field:
         operand = getattr(msg, field)
     else:
         operand = b"" if target == CompareTarget.VALUE else 0
+    return Compare(key=msg.key, target=target, result=result, operand=operand, range_end=msg.range_end)
+
+
+# Compares that hold for every key, and for none, whatever the key holds.
+_ALWAYS = (CompareTarget.VERSION, CompareResult.NOT_EQUAL, -1)
+_NEVER = (CompareTarget.VERSION, CompareResult.LESS, 0)
+_EXISTS = (CompareTarget.VERSION, CompareResult.GREATER, 0)
+
+
+def _unknown_compare(msg: rpc_pb2.Compare, known_target: bool) -> Compare:
+    """etcd accepts enum numbers it does not know and evaluates them: an
+    unknown target compares nothing (as if equal), an unknown result holds,
+    except that a value compare on a missing key never does. The same truth,
+    in a compare raftkv knows (so the log holds only known numbers)."""
+    if not known_target:
+        equal = msg.result in (CompareResult.EQUAL,) or msg.result not in CompareResult.__members__.values()
+        target, result, operand = _ALWAYS if equal else _NEVER
+    elif msg.target == CompareTarget.VALUE:
+        target, result, operand = _EXISTS
+    else:
+        target, result, operand = _ALWAYS
     return Compare(key=msg.key, target=target, result=result, operand=operand, range_end=msg.range_end)
 
 
@@ -330,7 +346,7 @@ def _range_to_pb(req: RangeRequest) -> rpc_pb2.RangeRequest:
         range_end=req.range_end,
         limit=req.limit,
         revision=req.revision,
-        sort_order=_open_enum(SortOrder, req.sort_order).value,
+        sort_order=_enum(SortOrder, req.sort_order, "sort order").value,
         sort_target=_enum(SortTarget, req.sort_target, "sort target").value,
         serializable=req.serializable,
         keys_only=req.keys_only,
@@ -348,8 +364,10 @@ def _range_from_pb(msg: rpc_pb2.RangeRequest) -> RangeRequest:
         range_end=msg.range_end,
         limit=msg.limit,
         revision=msg.revision,
-        sort_order=_open_enum(SortOrder, msg.sort_order),
-        sort_target=_enum(SortTarget, msg.sort_target, "sort target"),
+        # an order etcd does not know: it sorts nothing, whatever the target (key order)
+        sort_order=SortOrder(msg.sort_order) if msg.sort_order in SortOrder.__members__.values() else SortOrder.NONE,
+        sort_target=(_enum(SortTarget, msg.sort_target, "sort target")
+                     if msg.sort_order in SortOrder.__members__.values() else SortTarget.KEY),
         serializable=msg.serializable,
         keys_only=msg.keys_only,
         count_only=msg.count_only,

@@ -31,6 +31,7 @@ from raftkv.mvcc.requests import (
     TxnRequest,
     TxnResponse,
 )
+from raftkv.mvcc.compare import compare_holds
 from raftkv.mvcc.types import Event, EventType, KeyValue
 from raftkv.mvcc.watch import WatchResponse
 from raftkv.wire import (
@@ -434,15 +435,46 @@ def test_wire_error_types():
         b"\x02\x0a",
         b"\x02\xff",  # truncated tag varint
         b"\x02\x0b",  # wire type 3 (start group) without end
-        b"\x01\x28\x09",  # RangeRequest sort_order = 9: not a SortOrder
-        b"\x01\x30\x05",  # sort_target = 5
-        b"\x04\x0a\x02\x10\x07",  # Compare target 7
-        b"\x04\x0a\x02\x08\x04",  # Compare result 4
+        b"\x01\x30\x05",  # sort_target = 5 (etcd 3.4.23 crashes on it)
     ],
 )
 def test_decode_rejects_garbage(data):
     with pytest.raises(WireError):
         decode_request(data)
+
+
+def test_unknown_sort_order_sorts_nothing():
+    # etcd reads every key and sorts none, whatever the target
+    for target in (0, 3, 9):
+        request = decode_request(b"\x01\x28\x09\x30" + bytes([target]))
+        assert request.sort_order == SortOrder.NONE and request.sort_target == SortTarget.KEY
+
+
+def _decoded_compare(target: int, result: int) -> Compare:
+    txn = decode_request(bytes([4, 0x0A, 4, 0x08, result, 0x10, target]))
+    return txn.compare[0]
+
+
+@pytest.mark.parametrize(
+    "target, result, holds_on_missing, holds_on_present",
+    [
+        (7, CompareResult.EQUAL, True, True),  # an unknown target compares nothing: as if equal
+        (7, 9, True, True),  # and an unknown result holds
+        (7, CompareResult.NOT_EQUAL, False, False),
+        (7, CompareResult.GREATER, False, False),
+        (7, CompareResult.LESS, False, False),
+        (CompareTarget.VALUE, 9, False, True),  # a value compare never holds on a missing key
+        (CompareTarget.VERSION, 9, True, True),
+        (CompareTarget.MOD, 9, True, True),
+    ],
+)
+def test_unknown_compare_numbers_hold_as_in_etcd(target, result, holds_on_missing, holds_on_present):
+    compare = _decoded_compare(target, result)
+    assert compare.target in CompareTarget.__members__.values()
+    assert compare.result in CompareResult.__members__.values()
+    present = KeyValue(key=b"", create_revision=2, mod_revision=3, version=1, value=b"v")
+    assert compare_holds(compare, []) is holds_on_missing
+    assert compare_holds(compare, [present]) is holds_on_present
 
 
 def test_empty_request_op_is_etcds_key_not_found():

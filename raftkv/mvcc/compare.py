@@ -16,9 +16,7 @@ def _sign(a: int | bytes, b: int | bytes) -> int:
 
 def _holds(compare: Compare, kv: KeyValue) -> bool:
     target = compare.target
-    if target == CompareTarget.UNKNOWN:
-        order = 0
-    elif target == CompareTarget.VALUE:
+    if target == CompareTarget.VALUE:
         operand = compare.operand if isinstance(compare.operand, bytes) else b""
         order = _sign(kv.value, operand)
     else:
@@ -39,9 +37,7 @@ def _holds(compare: Compare, kv: KeyValue) -> bool:
         return order != 0
     if result == CompareResult.GREATER:
         return order > 0
-    if result == CompareResult.LESS:
-        return order < 0
-    return True  # CompareResult.UNKNOWN, as etcd
+    return order < 0
 
 
 def compare_holds(compare: Compare, kvs: Iterable[KeyValue]) -> bool:

@@ -18,7 +18,6 @@ class SortOrder(enum.IntEnum):
     NONE = 0
     ASCEND = 1
     DESCEND = 2
-    UNKNOWN = -1  # a number etcd does not know either: it reads every key and sorts none
 
 
 class SortTarget(enum.IntEnum):
@@ -34,7 +33,6 @@ class CompareResult(enum.IntEnum):
     GREATER = 1
     LESS = 2
     NOT_EQUAL = 3
-    UNKNOWN = -1  # a number etcd does not know: such a compare holds
 
 
 class CompareTarget(enum.IntEnum):
@@ -43,7 +41,6 @@ class CompareTarget(enum.IntEnum):
     MOD = 2
     VALUE = 3
     LEASE = 4
-    UNKNOWN = -1  # a number etcd does not know: it compares nothing (as if equal)
 
 
 @dataclass

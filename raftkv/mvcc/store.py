@@ -437,7 +437,7 @@ def _finish_range(request: RangeRequest, kvs: list[KeyValue], current: int) -> R
         kvs = kvs[: request.limit + 1]
     if order == SortOrder.NONE and request.sort_target != SortTarget.KEY:
         order = SortOrder.ASCEND  # keys come in key order already
-    if order not in (SortOrder.NONE, SortOrder.UNKNOWN):
+    if order != SortOrder.NONE:
         kvs.sort(
             key=_SORT_KEYS[SortTarget(request.sort_target)],
             reverse=order == SortOrder.DESCEND,

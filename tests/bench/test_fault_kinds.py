@@ -128,7 +128,7 @@ def test_kill_main_only_leaves_the_child_and_the_harness_reaps_it(tmp_path):
 def test_kill_main_only_etcd(tmp_path):
     """Two rounds of kill -9 of the leader's main PID on etcd (no snapshot
     child there: killed at once), restarted on its data: every check passes."""
-    s = Scenario(system="etcd", nodes=3, workload="put", clients=8, keys=8, duration=10.0,
+    s = Scenario(system="etcd", nodes=3, workload="put", clients=8, keys=8, duration=14.0,
                  fault="kill-main-only", fault_at=1.5, fault_interval=3.0, watchers=1)
     r = run_scenario(s, quiet=True, keep_dir=str(tmp_path))
     assert passed(r), {k: r[k] for k in ("linearizability", "lost_examples", "watch_problems", "convergence",
