@@ -2,9 +2,10 @@
 
 import click
 
+from bench.abuse import abuse
+from bench.cli import compare, fuzz, matrix, run
 from bench.cluster import cluster_put
 from bench.memory import memory
-from bench.cli import compare, fuzz, matrix, run
 from bench.snapshot_stall import snapshot_stall
 from bench.soak import soak
 
@@ -22,6 +23,7 @@ main.add_command(compare)
 main.add_command(matrix)
 main.add_command(fuzz)
 main.add_command(soak)
+main.add_command(abuse)
 
 if __name__ == "__main__":
     main()
