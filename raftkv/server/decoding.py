@@ -37,18 +37,28 @@ def _unary_parse(decode: Callable[[bytes], object], data: bytes, context: grpc.S
         context.abort(grpc.StatusCode.INTERNAL, f"grpc: error unmarshalling request: {e}")
 
 
+_UNPARSED = object()
+
+
+def _parse_streamed(decode: Callable[[bytes], object], data: bytes, context, limit: int) -> object:
+    """One message of a request stream, or _UNPARSED with the stream's status set."""
+    if len(data) > limit:
+        context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
+        context.set_details(too_large(len(data), limit))
+        return _UNPARSED
+    try:
+        return decode(data)
+    except Exception as e:
+        context.set_code(grpc.StatusCode.INTERNAL)
+        context.set_details(f"grpc: failed to unmarshal the received message {e}")
+        return _UNPARSED
+
+
 def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
                   context: grpc.ServicerContext, limit: int) -> Iterator[object]:
     for data in raw:
-        if len(data) > limit:
-            context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
-            context.set_details(too_large(len(data), limit))
-            return
-        try:
-            message = decode(data)
-        except Exception as e:
-            context.set_code(grpc.StatusCode.INTERNAL)
-            context.set_details(f"grpc: failed to unmarshal the received message {e}")
+        message = _parse_streamed(decode, data, context, limit)
+        if message is _UNPARSED:
             return
         yield message
 
@@ -56,15 +66,8 @@ def _stream_parse(decode: Callable[[bytes], object], raw: Iterator[bytes],
 async def _async_stream_parse(decode: Callable[[bytes], object], raw: AsyncIterator[bytes],
                               context: grpc.aio.ServicerContext, limit: int) -> AsyncIterator[object]:
     async for data in raw:
-        if len(data) > limit:
-            context.set_code(grpc.StatusCode.RESOURCE_EXHAUSTED)
-            context.set_details(too_large(len(data), limit))
-            return
-        try:
-            message = decode(data)
-        except Exception as e:
-            context.set_code(grpc.StatusCode.INTERNAL)
-            context.set_details(f"grpc: failed to unmarshal the received message {e}")
+        message = _parse_streamed(decode, data, context, limit)
+        if message is _UNPARSED:
             return
         yield message
 
