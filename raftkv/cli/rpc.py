@@ -3,9 +3,7 @@
 The CLI prints etcdctl's output, which needs the whole protobuf response
 (headers included) and a few streaming calls the KVClient interface does not
 offer (Snapshot, Lock, Election). Everything here goes through the client's
-channels; this module is the only one touching the client's private parts
-(``_channel``, ``_call``, ``_current``), so a public accessor can replace
-them in one place.
+public channels and raw calls (``channel``, ``call``, ``current_index``).
 """
 
 from __future__ import annotations
@@ -14,18 +12,18 @@ import time
 
 import grpc
 
-from raftkv.client.remote import Client, _typed
+from raftkv.client.remote import Client, typed_error
 from raftkv.errors import LeaderChanged, NoLeader, RaftKVError, RequestTimedOut
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
 
 def channel(client: Client, index: int | None = None) -> grpc.Channel:
-    return client._channel(index)
+    return client.channel(index)
 
 
 def current(client: Client) -> int:
-    return client._current
+    return client.current_index
 
 
 _STATES = {state.value[0]: state for state in grpc.ChannelConnectivity}
@@ -53,7 +51,7 @@ def connectivity(client: Client, index: int) -> grpc.ChannelConnectivity:
 
 def rotate(client: Client) -> None:
     """Make the next endpoint the one the client tries first."""
-    client._current = (client._current + 1) % len(client.endpoints)
+    client.rotate()
 
 
 def call(client: Client, service: str, method: str, message, *, idempotent: bool = False):
@@ -69,7 +67,7 @@ def call(client: Client, service: str, method: str, message, *, idempotent: bool
     delay = 0.1
     while True:
         try:
-            return client._call(service, method, message)
+            return client.call(service, method, message)
         except (NoLeader, LeaderChanged, RequestTimedOut) as e:
             if isinstance(e, (LeaderChanged, RequestTimedOut)) and not idempotent:
                 raise
@@ -81,7 +79,7 @@ def call(client: Client, service: str, method: str, message, *, idempotent: bool
 
 
 def typed(error: grpc.RpcError) -> RaftKVError:
-    return _typed(error)
+    return typed_error(error)
 
 
 def endpoint_order(client: Client) -> list[int]:

@@ -1,13 +1,14 @@
 """The one interface every raftkv connection offers.
 
 ``raftkv.open()`` implements it in-process; a cluster member and the remote
-client implement the same few primitives (``_execute`` and friends) and
+client implement the same few primitives (``execute`` and friends) and
 inherit everything else from here.
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +30,7 @@ from raftkv.mvcc.requests import (
     SortTarget,
     TxnResponse,
 )
+from raftkv.mvcc.store import KVStore
 from raftkv.mvcc.types import Event, KeyValue
 from raftkv.mvcc.watch import WatchResponse
 
@@ -48,6 +50,7 @@ class Status:
     lease_count: int
     watcher_count: int
     is_learner: bool = False
+    raft_applied_index: int = 0
 
 
 @dataclass
@@ -170,7 +173,7 @@ class TxnBuilder:
         return self
 
     def commit(self) -> TxnResponse:
-        return self._kv._execute(ops.txn(self._compare, self._success, self._failure))
+        return self._kv.execute(ops.txn(self._compare, self._success, self._failure))
 
 
 class KVClient(abc.ABC):
@@ -179,7 +182,7 @@ class KVClient(abc.ABC):
     # ---- the primitives a connection provides ------------------------------
 
     @abc.abstractmethod
-    def _execute(self, request: object) -> object:
+    def execute(self, request: object) -> object:
         """Run a request (range, put, delete, txn, compaction, lease grant or
         revoke) and return its response, raising typed errors."""
 
@@ -194,14 +197,34 @@ class KVClient(abc.ABC):
     def leases(self) -> list[int]: ...
 
     @abc.abstractmethod
-    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
-               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch: ...
+    def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+                   no_put: bool, no_delete: bool, progress_notify: bool) -> Watch: ...
 
     @abc.abstractmethod
     def status(self) -> Status: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    # ---- what a server in the same process asks of the store it serves ---------
+
+    @property
+    def closed(self) -> bool:
+        return False
+
+    def raft_term(self) -> int:
+        """The Raft term of the member behind this connection (1 without Raft)."""
+        return 1
+
+    @contextlib.contextmanager
+    def local_store(self) -> Iterator[KVStore | None]:
+        """This process's own store, held under its lock for the ``with`` block;
+        None when the store lives in another process."""
+        yield None
+
+    def read_barrier(self, timeout: float) -> None:
+        """Return once a linearizable read would be answered; raise if not."""
+        self.get(b"health")
 
     # ---- everything else ----------------------------------------------------
 
@@ -215,12 +238,12 @@ class KVClient(abc.ABC):
             prev_kv: bool = False, ignore_value: bool = False,
             ignore_lease: bool = False) -> PutResponse:
         lease_id = lease.id if isinstance(lease, Lease) else lease
-        return self._execute(ops.put(key, value, lease=lease_id, prev_kv=prev_kv,
+        return self.execute(ops.put(key, value, lease=lease_id, prev_kv=prev_kv,
                                      ignore_value=ignore_value, ignore_lease=ignore_lease))
 
     def get(self, key: Bytes, *, revision: int = 0, serializable: bool = False) -> KeyValue | None:
         """The key's current (or past) version, or None."""
-        kvs = self._execute(ops.get(key, revision=revision, serializable=serializable)).kvs
+        kvs = self.execute(ops.get(key, revision=revision, serializable=serializable)).kvs
         return kvs[0] if kvs else None
 
     def range(
@@ -242,7 +265,7 @@ class KVClient(abc.ABC):
         min_create_revision: int = 0,
         max_create_revision: int = 0,
     ) -> RangeResponse:
-        return self._execute(ops.get(
+        return self.execute(ops.get(
             key, range_end, prefix=prefix, from_key=from_key, limit=limit, revision=revision,
             sort_target=sort_target, sort_order=sort_order, serializable=serializable,
             keys_only=keys_only, count_only=count_only,
@@ -252,7 +275,7 @@ class KVClient(abc.ABC):
 
     def delete(self, key: Bytes, range_end: Bytes | None = None, *, prefix: bool = False,
                from_key: bool = False, prev_kv: bool = False) -> DeleteRangeResponse:
-        return self._execute(ops.delete(key, range_end, prefix=prefix, from_key=from_key,
+        return self.execute(ops.delete(key, range_end, prefix=prefix, from_key=from_key,
                                         prev_kv=prev_kv))
 
     def txn(self) -> TxnBuilder:
@@ -260,15 +283,15 @@ class KVClient(abc.ABC):
 
     def compact(self, revision: int, *, physical: bool = False) -> int:
         """Forget history below ``revision``; returns the current revision."""
-        return self._execute(CompactionRequest(revision, physical)).revision
+        return self.execute(CompactionRequest(revision, physical)).revision
 
     def lease(self, ttl: int, *, lease_id: int = 0) -> Lease:
         """Grant a lease (``lease_id`` 0 lets the store choose the id)."""
-        response = self._execute(LeaseGrantRequest(ttl=ttl, id=lease_id))
+        response = self.execute(LeaseGrantRequest(ttl=ttl, id=lease_id))
         return Lease(self, response.id, response.ttl)
 
     def lease_revoke(self, lease_id: int) -> None:
-        self._execute(LeaseRevokeRequest(int(lease_id)))
+        self.execute(LeaseRevokeRequest(int(lease_id)))
 
     def watch(
         self,
@@ -290,7 +313,7 @@ class KVClient(abc.ABC):
         otherwise iterate the returned Watch.
         """
         k, end = ops.key_span(key, range_end, prefix=prefix, from_key=from_key)
-        watch = self._watch(k, end, start_revision, prev_kv, no_put, no_delete, progress_notify)
+        watch = self.open_watch(k, end, start_revision, prev_kv, no_put, no_delete, progress_notify)
         if callback is not None:
             threading.Thread(
                 target=_run_callback, args=(watch, callback),

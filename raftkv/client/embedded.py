@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
@@ -45,7 +46,7 @@ class EmbeddedWatch(Watch):
             if self._ended:
                 return None
             self._ready.clear()
-            (self._buffer,) = self._store._poll_watches([self._watcher])
+            (self._buffer,) = self._store.poll_watchers([self._watcher])
             if self._buffer:
                 continue
             if self._watcher.canceled or self._store.closed:
@@ -57,7 +58,7 @@ class EmbeddedWatch(Watch):
             self._ready.wait(remaining)
 
     def cancel(self) -> None:
-        self._store._cancel_watch(self._watcher)
+        self._store.cancel_watcher(self._watcher)
 
     # For a server stream that serves many watches with one loop: it waits on
     # one event for all of them, then takes what each has without waiting.
@@ -73,7 +74,7 @@ class EmbeddedWatch(Watch):
         from a watch after its cancellation."""
         if not watches:
             return []
-        polled = iter(watches[0]._store._poll_watches([w._watcher for w in watches if not w._ended]))
+        polled = iter(watches[0]._store.poll_watchers([w._watcher for w in watches if not w._ended]))
         taken = []
         for watch in watches:
             responses, watch._buffer = watch._buffer, []
@@ -119,7 +120,12 @@ class EmbeddedStore(KVClient):
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    def _execute(self, request: object) -> object:
+    @contextlib.contextmanager
+    def local_store(self) -> Iterator[KVStore]:
+        with self._lock:
+            yield self._store
+
+    def execute(self, request: object) -> object:
         with self._lock:
             self._check_open()
             if isinstance(request, LeaseGrantRequest) and request.id == 0:
@@ -162,8 +168,8 @@ class EmbeddedStore(KVClient):
             self._check_open()
             return [lease.id for lease in self._store.lessor.leases()]
 
-    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
-               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
+    def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+                   no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
         def create(on_ready: Callable[[], None]) -> Watcher:
             return self._store.watchers.watch(
                 key, range_end, start_revision, prev_kv=prev_kv, no_put=no_put,
@@ -189,6 +195,7 @@ class EmbeddedStore(KVClient):
                 leader=MEMBER_ID,
                 raft_term=1,
                 raft_index=self._applied,
+                raft_applied_index=self._applied,
                 revision=store.revision,
                 compact_revision=max(store.compact_revision, 0),
                 key_count=store.key_count,
@@ -218,11 +225,11 @@ class EmbeddedStore(KVClient):
             if lease_id and lease_id not in self._store.lessor:
                 return lease_id
 
-    def _poll_watches(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
+    def poll_watchers(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
         with self._lock:
             return [self._store.watchers.poll(w) for w in watchers]
 
-    def _cancel_watch(self, watcher: Watcher) -> None:
+    def cancel_watcher(self, watcher: Watcher) -> None:
         with self._lock:
             self._store.watchers.cancel(watcher)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
@@ -25,7 +26,7 @@ from raftkv.errors import (
     Unhealthy,
 )
 from raftkv.mvcc.requests import LeaseGrantRequest, RangeRequest, TxnRequest
-from raftkv.mvcc.store import is_read_only
+from raftkv.mvcc.store import KVStore, is_read_only
 from raftkv.mvcc.watch import Watcher, WatchResponse
 from raftkv.raft.member import MemberConfig, RaftMember
 from raftkv.raft.membership import MemberRecord, member_id
@@ -105,11 +106,22 @@ class Node(KVClient):
     def closed(self) -> bool:
         return self._closed.is_set()
 
+    def raft_term(self) -> int:
+        return self._member.term
+
+    @contextlib.contextmanager
+    def local_store(self) -> Iterator[KVStore]:
+        with self._member.lock:
+            yield self._member.store
+
+    def read_barrier(self, timeout: float) -> None:
+        self._member.read_barrier(timeout=timeout)
+
     def _check_open(self) -> None:
         if self._closed.is_set():
             raise StoreClosed()
 
-    def _execute(self, request: object) -> object:
+    def execute(self, request: object) -> object:
         self._check_open()
         member = self._member
         if member.learner and not (isinstance(request, RangeRequest) and request.serializable):
@@ -125,7 +137,7 @@ class Node(KVClient):
         if isinstance(request, LeaseGrantRequest) and request.id == 0:
             request = LeaseGrantRequest(ttl=request.ttl, id=secrets.randbits(63) or 1)
         with member.lock:
-            member.store._admit(request)  # reject bad input before it reaches the log
+            member.store.admit(request)  # reject bad input before it reaches the log
         return member.propose(request)
 
     def _read_in_steps(self, request: RangeRequest) -> object:
@@ -157,7 +169,7 @@ class Node(KVClient):
                 lease = member.store.lessor.get(lease_id)
             except LeaseNotFound:
                 return LeaseTTL(id=lease_id, ttl=-1, granted_ttl=0)
-            remaining = member.deadlines.remaining(lease_id, member._clock())
+            remaining = member.lease_remaining(lease_id)
             return LeaseTTL(id=lease_id, ttl=remaining, granted_ttl=lease.ttl,
                             keys=sorted(lease.keys) if keys else [])
 
@@ -167,8 +179,8 @@ class Node(KVClient):
         with self._member.lock:
             return [lease.id for lease in self._member.store.lessor.leases()]
 
-    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
-               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
+    def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+                   no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
         self._check_open()
         member = self._member
 
@@ -180,13 +192,13 @@ class Node(KVClient):
         with member.lock:
             return EmbeddedWatch(self, create)
 
-    # EmbeddedWatch's hooks
-    def _poll_watches(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
+    # EmbeddedWatch's hooks: pending responses of watchers on this store, and their cancellation
+    def poll_watchers(self, watchers: list[Watcher]) -> list[list[WatchResponse]]:
         with self._member.lock:
             poll = self._member.store.watchers.poll
             return [poll(w) for w in watchers]
 
-    def _cancel_watch(self, watcher: Watcher) -> None:
+    def cancel_watcher(self, watcher: Watcher) -> None:
         with self._member.lock:
             self._member.store.watchers.cancel(watcher)
 
@@ -202,6 +214,7 @@ class Node(KVClient):
                 leader=member_id(leader) if leader else 0,
                 raft_term=member.term,
                 raft_index=member.commit_index,
+                raft_applied_index=member.applied_index,
                 revision=store.revision,
                 compact_revision=max(store.compact_revision, 0),
                 key_count=store.key_count,

@@ -22,15 +22,15 @@ from raftkv.errors import (
     FutureRevision,
     KeyNotFound,
     LeaderChanged,
+    LearnerNotReady,
     LeaseExists,
     LeaseNotFound,
     LeaseProvided,
-    LearnerNotReady,
     LeaseTTLTooLarge,
     MemberNotFound,
     MemberNotLearner,
-    NotSupportedForLearner,
     NoLeader,
+    NotSupportedForLearner,
     PeerURLExists,
     RaftKVError,
     RequestTimedOut,
@@ -74,7 +74,7 @@ _METHODS = {
 }
 
 
-def _typed(error: grpc.RpcError) -> RaftKVError:
+def typed_error(error: grpc.RpcError) -> RaftKVError:
     message = error.details() or ""
     cls = _ERRORS.get(message)
     if cls is not None:
@@ -117,7 +117,7 @@ class _RemoteWatch(Watch):
         self._canceled = False
         self.id = -1
         self._requests.put(rpc_pb2.WatchRequest(create_request=request))
-        stub = rpc_pb2_grpc.WatchStub(client._channel())
+        stub = rpc_pb2_grpc.WatchStub(client.channel())
         self._call = stub.Watch(iter(self._requests.get, None))
         created = next(self._call)
         self.id = created.watch_id
@@ -178,7 +178,18 @@ class Client(KVClient):
         self._lock = threading.Lock()
         self._closed = False
 
-    def _channel(self, index: int | None = None) -> grpc.Channel:
+    @property
+    def current_index(self) -> int:
+        """The endpoint the client tries first."""
+        return self._current
+
+    def rotate(self) -> None:
+        """Make the next endpoint the one tried first."""
+        self._current = (self._current + 1) % len(self.endpoints)
+
+    def channel(self, index: int | None = None) -> grpc.Channel:
+        """The gRPC channel to endpoint ``index`` (the current one by default),
+        for calls the KVClient interface does not offer."""
         with self._lock:
             if self._closed:
                 raise StoreClosed()
@@ -193,12 +204,13 @@ class Client(KVClient):
                 self._channels[endpoint] = channel
             return channel
 
-    def _call(self, service: str, method: str, message):
-        """Call on the current endpoint, failing over while endpoints are unreachable."""
+    def call(self, service: str, method: str, message):
+        """A unary call of etcd's API (``service``/``method`` by name) on the
+        current endpoint, failing over while endpoints are unreachable."""
         last: grpc.RpcError | None = None
         for attempt in range(len(self.endpoints)):
             index = (self._current + attempt) % len(self.endpoints)
-            stub = getattr(rpc_pb2_grpc, f"{service}Stub")(self._channel(index))
+            stub = getattr(rpc_pb2_grpc, f"{service}Stub")(self.channel(index))
             try:
                 response = getattr(stub, method)(message, timeout=self.timeout)
             except grpc.RpcError as e:
@@ -206,42 +218,42 @@ class Client(KVClient):
                         and len(self.endpoints) > 1:
                     last = e
                     continue
-                raise _typed(e) from None
+                raise typed_error(e) from None
             self._current = index
             return response
-        raise _typed(last) from None
+        raise typed_error(last) from None
 
-    def _execute(self, request: object) -> object:
+    def execute(self, request: object) -> object:
         if isinstance(request, LeaseGrantRequest):
-            response = self._call("Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=request.ttl, ID=request.id))
+            response = self.call("Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=request.ttl, ID=request.id))
             return LeaseGrantResponse(revision=response.header.revision, id=response.ID, ttl=response.TTL)
         if isinstance(request, LeaseRevokeRequest):
-            response = self._call("Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=request.id))
+            response = self.call("Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=request.id))
             return LeaseRevokeResponse(revision=response.header.revision)
         method = _METHODS[type(request)]
-        return response_from_pb(self._call("KV", method, request_to_pb(request)))
+        return response_from_pb(self.call("KV", method, request_to_pb(request)))
 
     def lease_keep_alive(self, lease_id: int) -> int:
-        stub = rpc_pb2_grpc.LeaseStub(self._channel())
+        stub = rpc_pb2_grpc.LeaseStub(self.channel())
         try:
             responses = stub.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]),
                                             timeout=self.timeout)
             ttl = next(iter(responses)).TTL
         except grpc.RpcError as e:
-            raise _typed(e) from None
+            raise typed_error(e) from None
         if ttl <= 0:
             raise LeaseNotFound()
         return ttl
 
     def lease_time_to_live(self, lease_id: int, keys: bool = False) -> LeaseTTL:
-        r = self._call("Lease", "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys))
+        r = self.call("Lease", "LeaseTimeToLive", rpc_pb2.LeaseTimeToLiveRequest(ID=lease_id, keys=keys))
         return LeaseTTL(id=r.ID, ttl=r.TTL, granted_ttl=r.grantedTTL, keys=list(r.keys))
 
     def leases(self) -> list[int]:
-        return [lease.ID for lease in self._call("Lease", "LeaseLeases", rpc_pb2.LeaseLeasesRequest()).leases]
+        return [lease.ID for lease in self.call("Lease", "LeaseLeases", rpc_pb2.LeaseLeasesRequest()).leases]
 
-    def _watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
-               no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
+    def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
+                   no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
         filters = []
         if no_put:
             filters.append(rpc_pb2.WatchCreateRequest.NOPUT)
@@ -253,26 +265,27 @@ class Client(KVClient):
         return _RemoteWatch(self, request)
 
     def status(self) -> Status:
-        r = self._call("Maintenance", "Status", rpc_pb2.StatusRequest())
+        r = self.call("Maintenance", "Status", rpc_pb2.StatusRequest())
         return Status(
             version=r.version, member_id=r.header.member_id, leader=r.leader, raft_term=r.raftTerm,
             raft_index=r.raftIndex, revision=r.header.revision, compact_revision=0,
-            key_count=-1, lease_count=-1, watcher_count=-1,
+            key_count=-1, lease_count=-1, watcher_count=-1, is_learner=r.isLearner,
+            raft_applied_index=r.raftAppliedIndex,
         )
 
     def members(self) -> list[MemberRecord]:
-        return [_record(m) for m in self._call("Cluster", "MemberList", rpc_pb2.MemberListRequest()).members]
+        return [_record(m) for m in self.call("Cluster", "MemberList", rpc_pb2.MemberListRequest()).members]
 
     def member_add(self, peer_urls: list[str], is_learner: bool = False) -> MemberRecord:
-        added = self._call("Cluster", "MemberAdd",
+        added = self.call("Cluster", "MemberAdd",
                            rpc_pb2.MemberAddRequest(peerURLs=peer_urls, isLearner=is_learner)).member
         return _record(added)
 
     def member_promote(self, id_: int) -> None:
-        self._call("Cluster", "MemberPromote", rpc_pb2.MemberPromoteRequest(ID=id_))
+        self.call("Cluster", "MemberPromote", rpc_pb2.MemberPromoteRequest(ID=id_))
 
     def member_remove(self, id_: int) -> None:
-        self._call("Cluster", "MemberRemove", rpc_pb2.MemberRemoveRequest(ID=id_))
+        self.call("Cluster", "MemberRemove", rpc_pb2.MemberRemoveRequest(ID=id_))
 
     def close(self) -> None:
         with self._lock:

@@ -171,11 +171,11 @@ class KVStore:
         return handler(self, request)
 
     def range(self, request: RangeRequest) -> RangeResponse:
-        self._admit(request)
+        self.admit(request)
         return self._range(request, None)
 
     def put(self, request: PutRequest) -> PutResponse:
-        self._admit(request)
+        self.admit(request)
         if request.lease and request.lease not in self.lessor:
             raise LeaseNotFound()
         self._check_previous_exists(request)
@@ -185,14 +185,14 @@ class KVStore:
         return response
 
     def delete_range(self, request: DeleteRangeRequest) -> DeleteRangeResponse:
-        self._admit(request)
+        self.admit(request)
         write = _Write(self)
         response = self._delete_range(write, request)
         write.end()
         return response
 
     def txn(self, request: TxnRequest) -> TxnResponse:
-        self._admit(request)
+        self.admit(request)
         path: list[bool] = []
         self._txn_path(request, path)
         writes = not is_read_only(request)
@@ -247,7 +247,7 @@ class KVStore:
 
     # ---- reads ------------------------------------------------------------
 
-    def _admit(self, request: object) -> None:
+    def admit(self, request: object) -> None:
         """etcd's checks, in etcd's order: the request's own validity first,
         then its size — which only matters for what goes through the log."""
         check_request(request, self.limits.max_txn_ops)
@@ -281,7 +281,7 @@ class KVStore:
         at most ``step_keys`` keys and needs the store to itself; ``finish``
         (sorting, limits) does not touch the store. The read sees the store
         at the revision it began at, whatever is written between steps."""
-        self._admit(request)
+        self.admit(request)
         current = self._revision
         return RangeReader(self, request, self._read_revision(request, current), current, step_keys)
     def _compared_kvs(self, compare: Compare) -> Iterator[KeyValue]:

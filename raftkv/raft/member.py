@@ -58,12 +58,24 @@ from raftkv.mvcc.expiry import LeaseDeadlines
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
 from raftkv.raft import codec, failpoints
-from raftkv.raft.identity import DataDirError, DataDirIdentity, derive_cluster_id, open_identity
+from raftkv.raft.identity import (
+    DataDirError,
+    DataDirIdentity,
+    derive_cluster_id,
+    open_identity,
+)
 from raftkv.raft.journal import CorruptLog, DurableJournal
 from raftkv.raft.membership import MembershipTable, decode_change, encode_change
 from raftkv.raft.messages import message_problem
 from raftkv.raft.peer_auth import PeerSecurity
-from raftkv.raft.snapshot import SnapshotError, SnapshotMeta, load_snapshot, read_meta, state_records, write_snapshot
+from raftkv.raft.snapshot import (
+    SnapshotError,
+    SnapshotMeta,
+    load_snapshot,
+    read_meta,
+    state_records,
+    write_snapshot,
+)
 from raftkv.raft.snapshot_writer import SnapshotWriter, WriterState
 from raftkv.raft.storage import StorageFailure, install_file
 from raftkv.raft.transport import PeerSettings, PeerTransport
@@ -376,6 +388,10 @@ class RaftMember(SyncObj):
     @property
     def commit_index(self) -> int:
         return self._SyncObj__raftCommitIndex
+
+    def lease_remaining(self, lease_id: int) -> int:
+        """Seconds the lease has left by this member's clock (call under ``lock``)."""
+        return self.deadlines.remaining(lease_id, self._clock())
 
     def _voters(self) -> set:
         return self._SyncObj__otherNodes

@@ -121,7 +121,7 @@ def session_lease(kv: KVClient, lease: int) -> int:
     left to expire (etcd grants it and never keeps it alive)."""
     if lease:
         return lease
-    return kv._execute(LeaseGrantRequest(ttl=DEFAULT_SESSION_TTL, id=0)).id
+    return kv.execute(LeaseGrantRequest(ttl=DEFAULT_SESSION_TTL, id=0)).id
 
 
 def owner_key(prefix: bytes, lease: int) -> bytes:
@@ -161,7 +161,7 @@ def wait_delete(kv: KVClient, key: bytes, revision: int, caller: Caller) -> None
         while True:
             response = next_response(watch, caller)
             if response is None or response.canceled:
-                if getattr(kv, "closed", False):
+                if kv.closed:
                     raise StoreClosed()
                 raise _watch_error(response)
             if any(event.type == EventType.DELETE for event in response.events):
@@ -175,7 +175,7 @@ def wait_deletes(kv: KVClient, prefix: bytes, max_create_revision: int,
     last read's response."""
     while True:
         caller.check()
-        response = kv._execute(ops.get(
+        response = kv.execute(ops.get(
             prefix, prefix=True, sort_target=SortTarget.CREATE, sort_order=SortOrder.DESCEND,
             limit=1, max_create_revision=max_create_revision))
         if not response.kvs:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -28,26 +27,12 @@ class ServerContext:
     peer_urls: list[str]
 
     def header(self) -> ResponseHeader:
-        status_term = getattr(getattr(self.kv, "member", None), "term", 1)
-        return ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id, raft_term=status_term)
+        return ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id, raft_term=self.kv.raft_term())
 
-    @contextlib.contextmanager
-    def local_store(self) -> Iterator[KVStore | None]:
+    def local_store(self) -> contextlib.AbstractContextManager[KVStore | None]:
         """This member's own KV store, held under its lock for the ``with``
-        block; None when the store is reachable only through requests (a
-        remote client). A cluster member (``raftkv.Node``) and the embedded
-        store both keep theirs in this process."""
-        kv = self.kv
-        member = getattr(kv, "member", None)
-        store = getattr(member, "store", None)
-        lock = getattr(member, "lock", None)
-        if not isinstance(store, KVStore):
-            store, lock = getattr(kv, "_store", None), getattr(kv, "_lock", None)
-        if not isinstance(store, KVStore):
-            yield None
-            return
-        with lock if lock is not None else contextlib.nullcontext():
-            yield store
+        block; None when the store is reachable only through requests."""
+        return self.kv.local_store()
 
 
 def grpc_errors(method):

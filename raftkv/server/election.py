@@ -15,6 +15,7 @@ from raftkv._proto.v3electionpb import v3election_pb2, v3election_pb2_grpc
 from raftkv.client import ops
 from raftkv.errors import RaftKVError
 from raftkv.mvcc.types import EventType, KeyValue
+from raftkv.server.aio import Blocking
 from raftkv.server.concurrency import (
     Caller,
     Canceled,
@@ -27,7 +28,6 @@ from raftkv.server.concurrency import (
     session_lease,
     wait_deletes,
 )
-from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext
 from raftkv.wire import _fill_header, kv_to_pb
 
@@ -62,7 +62,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         lease = session_lease(kv, request.lease)
         prefix = request.name + b"/"
         key = owner_key(prefix, lease)
-        response = kv._execute(ops.txn(
+        response = kv.execute(ops.txn(
             [ops.create_revision(key) == 0],
             [ops.put(key, request.value, lease=lease)],
             [ops.get(key)],
@@ -99,7 +99,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         return out
 
     def _proclaim(self, key: bytes, create_revision: int, lease: int, value: bytes) -> int:
-        response = self._ctx.kv._execute(ops.txn(
+        response = self._ctx.kv.execute(ops.txn(
             [ops.create_revision(key) == create_revision],
             [ops.put(key, value, lease=lease)],
             [],
@@ -120,7 +120,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     def _resign(self, key: bytes, create_revision: int, quiet: bool = True) -> int:
         """Delete the leader key if it is still this leadership's; the revision read."""
         try:
-            return self._ctx.kv._execute(ops.txn(
+            return self._ctx.kv.execute(ops.txn(
                 [ops.create_revision(key) == create_revision], [ops.delete(key)], [],
             )).revision
         except RaftKVError as e:
@@ -133,7 +133,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
 
     @recipe_call
     def Leader(self, request, caller: Caller):
-        response = self._ctx.kv._execute(first_created(request.name + b"/"))
+        response = self._ctx.kv.execute(first_created(request.name + b"/"))
         if not response.kvs:
             raise ElectionNoLeader()
         return self._leader_response(response.revision, response.kvs[0])
@@ -151,7 +151,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         prefix = request.name + b"/"
         try:
             while caller.active:
-                response = kv._execute(first_created(prefix))
+                response = kv.execute(first_created(prefix))
                 if response.kvs:
                     leader, revision = response.kvs[0], response.revision
                 else:

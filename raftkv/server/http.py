@@ -35,11 +35,7 @@ def check_health(ctx: ServerContext, timeout: float = HEALTH_TIMEOUT) -> bool:
         if not kv.status().leader:
             log.warning("/health error; no leader")
             return False
-        member = getattr(kv, "member", None)
-        if member is not None and hasattr(member, "read_barrier"):
-            member.read_barrier(timeout=timeout)
-        else:
-            kv.get(b"health")
+        kv.read_barrier(timeout)
     except Exception as e:
         log.warning("/health error; read failed error=%s", e)
         return False

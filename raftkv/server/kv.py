@@ -12,7 +12,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
         self._ctx = ctx
 
     def _run(self, request):
-        response = self._ctx.kv._execute(request_from_pb(request))
+        response = self._ctx.kv.execute(request_from_pb(request))
         return response_to_pb(response, self._ctx.header())
 
     @grpc_errors

@@ -14,6 +14,7 @@ import logging
 from raftkv._proto.v3lockpb import v3lock_pb2, v3lock_pb2_grpc
 from raftkv.client import ops
 from raftkv.errors import RaftKVError
+from raftkv.server.aio import Blocking
 from raftkv.server.concurrency import (
     Caller,
     Canceled,
@@ -23,7 +24,6 @@ from raftkv.server.concurrency import (
     session_lease,
     wait_deletes,
 )
-from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext
 from raftkv.wire import _fill_header
 
@@ -46,7 +46,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
         key = owner_key(prefix, lease)
         # queue up (or find the key this lease already queued), and read the
         # holder in the same step: the uncontended case takes one request
-        response = kv._execute(ops.txn(
+        response = kv.execute(ops.txn(
             [ops.create_revision(key) == 0],
             [ops.put(key, b"", lease=lease), first_created(prefix)],
             [ops.get(key), first_created(prefix)],

@@ -50,14 +50,13 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     @grpc_errors
     def Status(self, request, context):
         status = self._ctx.kv.status()
-        member = getattr(self._ctx.kv, "member", None)
         response = rpc_pb2.StatusResponse(
             version=ETCD_API_VERSION,
             dbSize=0,
             leader=status.leader,
             raftIndex=status.raft_index,
             raftTerm=status.raft_term,
-            raftAppliedIndex=getattr(member, "applied_index", status.raft_index),
+            raftAppliedIndex=status.raft_applied_index,
             dbSizeInUse=0,
             isLearner=status.is_learner,
         )
@@ -97,7 +96,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             raise Compacted()
         if revision > status.revision:
             raise FutureRevision()
-        response = self._ctx.kv._execute(ops.get(b"", prefix=True, revision=max(revision, 0)))
+        response = self._ctx.kv.execute(ops.get(b"", prefix=True, revision=max(revision, 0)))
         return hashing.KVHash(hashing.hash_kvs(response.kvs), response.revision,
                               status.compact_revision)
 

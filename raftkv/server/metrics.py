@@ -296,7 +296,6 @@ class MemberCollector:
         except Exception as e:  # a stopping member: report what does not need it
             log.debug("metrics: no status error=%s", e)
             status = None
-        member = getattr(ctx.kv, "member", None)
 
         def gauge(name: str, doc: str, value: float, **labels: str) -> GaugeMetricFamily:
             family = GaugeMetricFamily(name, doc, labels=list(labels))
@@ -309,8 +308,7 @@ class MemberCollector:
                     "'server_id' label with current ID.", 1, server_id=format(ctx.member_id, "x"))
         if status is None:
             return
-        committed = getattr(member, "commit_index", status.raft_index)
-        applied = getattr(member, "applied_index", status.raft_index)
+        committed, applied = status.raft_index, status.raft_applied_index
         yield gauge("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, "
                     "0 is not.", 1 if status.leader else 0)
         yield gauge("etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, "

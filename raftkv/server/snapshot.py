@@ -72,7 +72,7 @@ def capture(ctx: ServerContext) -> SnapshotState:
                                  ctx.member_id, kvs, sorted(leases))
     # only requests reach the store: one range is consistent; the leases are
     # read after it and may be a little newer
-    response = ctx.kv._execute(ops.get(b"", prefix=True))
+    response = ctx.kv.execute(ops.get(b"", prefix=True))
     leases = []
     for lease_id in sorted(ctx.kv.leases()):
         try:

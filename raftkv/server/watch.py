@@ -92,7 +92,7 @@ class _Stream:
 
         def watch() -> tuple[EmbeddedWatch | None, int, str]:
             try:
-                created = self.ctx.kv._watch(
+                created = self.ctx.kv.open_watch(
                     key, request.range_end, request.start_revision, request.prev_kv,
                     no_put, no_delete, request.progress_notify)
             except RaftKVError as e:

@@ -178,7 +178,8 @@ class Writer(threading.Thread):
     def run(self) -> None:
         seq = 0
         while not self._stop_event.is_set():
-            key, value = f"{self.prefix}{seq:06d}".encode(), f"v{seq}".encode()
+            key = f"{self.prefix}{seq:06d}".encode()
+            value = self.value_for(key, seq)
             while not self._stop_event.is_set():
                 try:
                     self.client.put(key, value)
@@ -188,10 +189,18 @@ class Writer(threading.Thread):
                         self.unexpected.append(e)
                     self._stop_event.wait(0.05)
                     continue
+                except Exception as e:  # noqa: BLE001 - the test reports it
+                    self.errors[type(e).__name__] += 1
+                    self.unexpected.append(e)
+                    self._stop_event.wait(0.05)
+                    continue
                 with self._lock:
                     self.acked[key] = value
                 break
             seq += 1
+
+    def value_for(self, key: bytes, seq: int) -> bytes:
+        return f"v{seq}".encode()
 
     def wait_for(self, count: int, timeout: float = 30.0) -> None:
         wait_until(lambda: self.count >= count, timeout=timeout,

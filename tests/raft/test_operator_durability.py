@@ -22,7 +22,6 @@ before the member is restarted.
 
 from __future__ import annotations
 
-import collections
 import glob
 import ipaddress
 import os
@@ -37,8 +36,8 @@ import time
 import grpc
 import pytest
 from fault_helpers import (  # tests/raft is on sys.path under pytest
+    Writer,
     hash_kv,
-    is_transient,
     retry,
     wait_converged,
     wait_until,
@@ -199,62 +198,16 @@ def stop_member(cluster, i: int, timeout: float = 15.0) -> None:
 # ---- writing and reading --------------------------------------------------------------
 
 
-class ValueWriter(threading.Thread):
-    """Puts unique keys with ``size``-byte values (unique too) through a client;
-    records each acknowledged put. A failed put is retried with the same key
-    and value until acknowledged or stopped."""
+class ValueWriter(Writer):
+    """A Writer whose values are ``size`` bytes, unique too."""
 
     def __init__(self, endpoints: list[str], prefix: str, size: int = VALUE_SIZE,
                  timeout: float = 2.0) -> None:
-        super().__init__(daemon=True, name=f"writer-{prefix}")
-        self.client = Client(endpoints, timeout=timeout)
-        self.prefix = prefix
+        super().__init__(endpoints, prefix, timeout=timeout)
         self.size = size
-        self.acked: dict[bytes, bytes] = {}
-        self.errors: collections.Counter = collections.Counter()
-        self.unexpected: list[BaseException] = []
-        self._stop_event = threading.Event()
-        self._lock = threading.Lock()
 
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self.acked)
-
-    def snapshot(self) -> dict[bytes, bytes]:
-        with self._lock:
-            return dict(self.acked)
-
-    def run(self) -> None:
-        seq = 0
-        while not self._stop_event.is_set():
-            key = f"{self.prefix}{seq:06d}".encode()
-            value = key + b"=" + os.urandom(self.size // 2).hex().encode()[: self.size]
-            while not self._stop_event.is_set():
-                try:
-                    self.client.put(key, value)
-                except RaftKVError as e:
-                    self.errors[type(e).__name__] += 1
-                    if not is_transient(e):
-                        self.unexpected.append(e)
-                    self._stop_event.wait(0.05)
-                    continue
-                except Exception as e:  # noqa: BLE001 - the test reports it
-                    self.errors[type(e).__name__] += 1
-                    self.unexpected.append(e)
-                    self._stop_event.wait(0.05)
-                    continue
-                with self._lock:
-                    self.acked[key] = value
-                break
-            seq += 1
-
-    def stop(self) -> dict[bytes, bytes]:
-        self._stop_event.set()
-        self.join(timeout=15)
-        assert not self.is_alive(), "writer did not stop"
-        self.client.close()
-        return self.snapshot()
+    def value_for(self, key: bytes, seq: int) -> bytes:
+        return key + b"=" + os.urandom(self.size // 2).hex().encode()[: self.size]
 
 
 def acked_of(writers) -> dict[bytes, bytes]:
