@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from raftkv import __version__
+from raftkv.addresses import BadURL, free_ports, host_port
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.client.embedded import EmbeddedWatch
 from raftkv.errors import (
@@ -231,12 +232,10 @@ class Node(KVClient):
             return member.membership.members(member.voting_addresses())
 
     def member_add(self, peer_urls: list[str], is_learner: bool = False) -> MemberRecord:
-        from raftkv.server.serve import ConfigError, host_port
-
         self._check_open()
         try:
             addresses = {host_port(url) for url in peer_urls}
-        except ConfigError:
+        except BadURL:
             raise MemberBadURLs() from None
         if len(addresses) != 1:
             raise MemberBadURLs()
@@ -327,8 +326,6 @@ class Node(KVClient):
 def open_durable(path: str, limits=None, **options) -> Node:
     """A one-member Node on a loopback port of its own, kept in the data
     directory so that the member keeps its Raft identity across restarts."""
-    from raftkv.cluster.local import free_ports
-
     os.makedirs(path, exist_ok=True)
     address_file = os.path.join(path, "address")
     try:

@@ -18,29 +18,17 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from raftkv.addresses import free_ports
 from raftkv.client.remote import Client
 from raftkv.errors import RaftKVError
 
 log = logging.getLogger(__name__)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _thread_states(pid: int) -> list[str]:

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import grpc
 import prometheus_client
 
+from raftkv import addresses
 from raftkv.client.node import Node
 from raftkv.mvcc.store import DEFAULT_MAX_REQUEST_BYTES, StoreLimits
 from raftkv.raft.identity import IDENTITY_FILE, DataDirError
@@ -22,10 +23,10 @@ from raftkv.raft.membership import member_id, records_from_json
 from raftkv.raft.peer_auth import PeerSecurity, is_loopback
 from raftkv.raft.transport import query_members
 from raftkv.server.context import ServerContext
-from raftkv.server.peer_tls import PeerTLSError, PeerTLSFlags, peer_security
 from raftkv.server.http import MetricsHTTPServer
 from raftkv.server.maintenance import ETCD_API_VERSION
 from raftkv.server.metrics import ServerMetrics
+from raftkv.server.peer_tls import PeerTLSError, PeerTLSFlags, peer_security
 from raftkv.server.server import build_server
 
 log = logging.getLogger(__name__)
@@ -65,10 +66,10 @@ class ServeConfig:
 
 
 def host_port(url: str) -> str:
-    parsed = urlparse(url if "://" in url else "http://" + url)
-    if not parsed.hostname or not parsed.port:
-        raise ConfigError(f"{url!r} is not a URL with a host and a port")
-    return f"{parsed.hostname}:{parsed.port}"
+    try:
+        return addresses.host_port(url)
+    except addresses.BadURL as e:
+        raise ConfigError(str(e)) from None
 
 
 def parse_initial_cluster(value: str) -> dict[str, str]:

@@ -1,0 +1,20 @@
+"""The layers contract in pyproject.toml ([tool.importlinter]) holds: no
+module imports from a layer above its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.timeout(120)
+def test_import_contracts_are_kept():
+    lint_imports = os.path.join(os.path.dirname(sys.executable), "lint-imports")
+    result = subprocess.run([lint_imports, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
