@@ -239,7 +239,7 @@ class KVClient(abc.ABC):
             ignore_lease: bool = False) -> PutResponse:
         lease_id = lease.id if isinstance(lease, Lease) else lease
         return self.execute(ops.put(key, value, lease=lease_id, prev_kv=prev_kv,
-                                     ignore_value=ignore_value, ignore_lease=ignore_lease))
+                                    ignore_value=ignore_value, ignore_lease=ignore_lease))
 
     def get(self, key: Bytes, *, revision: int = 0, serializable: bool = False) -> KeyValue | None:
         """The key's current (or past) version, or None."""
@@ -276,7 +276,7 @@ class KVClient(abc.ABC):
     def delete(self, key: Bytes, range_end: Bytes | None = None, *, prefix: bool = False,
                from_key: bool = False, prev_kv: bool = False) -> DeleteRangeResponse:
         return self.execute(ops.delete(key, range_end, prefix=prefix, from_key=from_key,
-                                        prev_kv=prev_kv))
+                                       prev_kv=prev_kv))
 
     def txn(self) -> TxnBuilder:
         return TxnBuilder(self)
