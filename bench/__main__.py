@@ -8,6 +8,7 @@ from bench.cluster import cluster_put
 from bench.memory import memory
 from bench.snapshot_stall import snapshot_stall
 from bench.soak import soak
+from bench.throughput import throughput
 
 
 @click.group()
@@ -24,6 +25,7 @@ main.add_command(matrix)
 main.add_command(fuzz)
 main.add_command(soak)
 main.add_command(abuse)
+main.add_command(throughput)
 
 if __name__ == "__main__":
     main()
