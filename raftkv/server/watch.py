@@ -146,12 +146,16 @@ class _Stream:
             await self.ready.wait()
             first, self.first = self.first, []
             then, self.then = self.then, []
+            # the watches whose "created" is in ``first`` or already sent, taken
+            # before any yield: a watch created while this generator waits at
+            # a yield has its "created" in the next round's ``first``, and its
+            # events must not go out before it
+            watches = list(self.watches.items())
             self.room.set()
             for message in first:
                 yield message
             if self.ended:
                 return
-            watches = list(self.watches.items())
             if watches:
                 taken, revision = await self.blocking(self._take, [w for _, w in watches])
                 for (watch_id, watch), responses in zip(watches, taken):
