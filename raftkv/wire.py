@@ -331,7 +331,7 @@ def _unknown_compare(msg: rpc_pb2.Compare, known_target: bool) -> Compare:
     except that a value compare on a missing key never does. The same truth,
     in a compare raftkv knows (so the log holds only known numbers)."""
     if not known_target:
-        equal = msg.result in (CompareResult.EQUAL,) or msg.result not in CompareResult.__members__.values()
+        equal = msg.result == CompareResult.EQUAL or msg.result not in CompareResult.__members__.values()
         target, result, operand = _ALWAYS if equal else _NEVER
     elif msg.target == CompareTarget.VALUE:
         target, result, operand = _EXISTS
@@ -359,15 +359,15 @@ def _range_to_pb(req: RangeRequest) -> rpc_pb2.RangeRequest:
 
 
 def _range_from_pb(msg: rpc_pb2.RangeRequest) -> RangeRequest:
+    known_order = msg.sort_order in SortOrder.__members__.values()
     return RangeRequest(
         key=msg.key,
         range_end=msg.range_end,
         limit=msg.limit,
         revision=msg.revision,
         # an order etcd does not know: it sorts nothing, whatever the target (key order)
-        sort_order=SortOrder(msg.sort_order) if msg.sort_order in SortOrder.__members__.values() else SortOrder.NONE,
-        sort_target=(_enum(SortTarget, msg.sort_target, "sort target")
-                     if msg.sort_order in SortOrder.__members__.values() else SortTarget.KEY),
+        sort_order=SortOrder(msg.sort_order) if known_order else SortOrder.NONE,
+        sort_target=_enum(SortTarget, msg.sort_target, "sort target") if known_order else SortTarget.KEY,
         serializable=msg.serializable,
         keys_only=msg.keys_only,
         count_only=msg.count_only,
