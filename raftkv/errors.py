@@ -101,6 +101,11 @@ class RequestTimedOut(Unavailable):
     message = "etcdserver: request timed out"
 
 
+class NoSpace(RaftKVError):
+    message = "etcdserver: mvcc: database space exceeded"
+    grpc_code = "RESOURCE_EXHAUSTED"
+
+
 class TooManyRequests(RaftKVError):
     message = "etcdserver: too many requests"
     grpc_code = "RESOURCE_EXHAUSTED"

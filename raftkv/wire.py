@@ -22,10 +22,11 @@ Two jobs:
   0x05  CompactionRequest       etcdserverpb.CompactionRequest
   0x06  LeaseGrantRequest       etcdserverpb.LeaseGrantRequest
   0x07  LeaseRevokeRequest      etcdserverpb.LeaseRevokeRequest
+  0x08  AlarmRequest            etcdserverpb.AlarmRequest
   ====  ======================  ==========================================
 
   0x01-0x04 equal the field numbers of etcd's ``RequestOp`` oneof.  0x00 and
-  0x08-0xff are unassigned and rejected.
+  0x09-0xff are unassigned and rejected.
 
 Errors: everything this module rejects raises :class:`WireError`, which is
 both a :class:`raftkv.errors.InvalidArgument` (so the gRPC layer answers
@@ -76,6 +77,9 @@ from raftkv._proto.etcdserverpb import rpc_pb2
 from raftkv._proto.mvccpb import kv_pb2
 from raftkv.errors import InvalidArgument, KeyNotFound
 from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmRequest,
+    AlarmType,
     CompactionRequest,
     CompactionResponse,
     Compare,
@@ -160,6 +164,7 @@ Request = Union[
     CompactionRequest,
     LeaseGrantRequest,
     LeaseRevokeRequest,
+    AlarmRequest,
 ]
 Response = Union[
     RangeResponse,
@@ -178,6 +183,7 @@ RequestMessage = Union[
     rpc_pb2.CompactionRequest,
     rpc_pb2.LeaseGrantRequest,
     rpc_pb2.LeaseRevokeRequest,
+    rpc_pb2.AlarmRequest,
 ]
 ResponseMessage = Union[
     rpc_pb2.RangeResponse,
@@ -474,7 +480,7 @@ def request_op_from_pb(msg: rpc_pb2.RequestOp) -> RequestOp:
 
 @_typed_errors
 def request_to_pb(req: Request) -> RequestMessage:
-    """The etcdserverpb message for one of the 7 request dataclasses."""
+    """The etcdserverpb message for one of the 8 request dataclasses."""
     if isinstance(req, RangeRequest):
         return _range_to_pb(req)
     if isinstance(req, PutRequest):
@@ -491,6 +497,8 @@ def request_to_pb(req: Request) -> RequestMessage:
         return rpc_pb2.LeaseGrantRequest(TTL=req.ttl, ID=req.id)
     if isinstance(req, LeaseRevokeRequest):
         return rpc_pb2.LeaseRevokeRequest(ID=req.id)
+    if isinstance(req, AlarmRequest):
+        return rpc_pb2.AlarmRequest(action=req.action, memberID=req.member_id, alarm=req.alarm)
     raise WireError(f"raftkv: not a request: {type(req).__name__}")
 
 
@@ -511,6 +519,9 @@ def request_from_pb(msg: RequestMessage) -> Request:
         return LeaseGrantRequest(ttl=msg.TTL, id=msg.ID)
     if isinstance(msg, rpc_pb2.LeaseRevokeRequest):
         return LeaseRevokeRequest(id=msg.ID)
+    if isinstance(msg, rpc_pb2.AlarmRequest):
+        return AlarmRequest(_enum(AlarmAction, msg.action, "alarm action"), msg.memberID,
+                            _enum(AlarmType, msg.alarm, "alarm type"))
     raise WireError(f"raftkv: not a request message: {type(msg).__name__}")
 
 
@@ -727,6 +738,7 @@ REQUEST_TAGS: dict[type, int] = {
     CompactionRequest: 0x05,
     LeaseGrantRequest: 0x06,
     LeaseRevokeRequest: 0x07,
+    AlarmRequest: 0x08,
 }
 
 _TAG_MESSAGE: dict[int, type[Message]] = {
@@ -737,13 +749,14 @@ _TAG_MESSAGE: dict[int, type[Message]] = {
     0x05: rpc_pb2.CompactionRequest,
     0x06: rpc_pb2.LeaseGrantRequest,
     0x07: rpc_pb2.LeaseRevokeRequest,
+    0x08: rpc_pb2.AlarmRequest,
 }
 
 
 def encode_request(req: Request) -> bytes:
     """A log entry: the request's tag byte, then its protobuf serialization.
 
-    Raises WireError for anything that is not one of the 7 request types or
+    Raises WireError for anything that is not one of the 8 request types or
     cannot be represented (out-of-range ints, bad enums, nesting beyond
     MAX_TXN_DEPTH); whatever it returns, ``decode_request`` accepts.
     """

@@ -11,6 +11,9 @@ from raftkv._proto.etcdserverpb import rpc_pb2
 from raftkv._proto.mvccpb import kv_pb2
 from raftkv.errors import InvalidArgument, KeyNotFound
 from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmRequest,
+    AlarmType,
     CompactionRequest,
     CompactionResponse,
     Compare,
@@ -135,6 +138,8 @@ requests = st.one_of(
     st.builds(CompactionRequest, revision=int64, physical=st.booleans()),
     st.builds(LeaseGrantRequest, ttl=int64, id=int64),
     st.builds(LeaseRevokeRequest, id=int64),
+    st.builds(AlarmRequest, action=st.sampled_from(AlarmAction), member_id=uint64,
+              alarm=st.sampled_from(AlarmType)),
 )
 
 range_responses = st.builds(
@@ -331,6 +336,7 @@ def test_tags_are_documented_values():
         "CompactionRequest": 5,
         "LeaseGrantRequest": 6,
         "LeaseRevokeRequest": 7,
+        "AlarmRequest": 8,
     }
     assert encode_request(PutRequest(key=b"a", value=b"b")) == bytes.fromhex("02 0a0161 120162")
 
@@ -429,7 +435,8 @@ def test_wire_error_types():
     [
         b"",
         b"\x00",  # unassigned tag
-        b"\x08",
+        b"\x09",
+        b"\x08\x08\x07",  # an alarm action etcd does not have
         b"\xff\x0a\x01a",
         b"\x02\x0a\x05a",  # truncated length-delimited field
         b"\x02\x0a",

@@ -302,6 +302,8 @@ def explain(e: BaseException, s: Settings | None) -> CLIError:
         errors.MemberNotFound: "check the member ID (hex) with `raftkv member list`",
         errors.PeerURLExists: "each member needs a peer URL of its own",
         errors.RequestTooLarge: "the limit is the server's --max-request-bytes",
+        errors.NoSpace: "the store reached --quota-backend-bytes: delete what is not needed, then "
+                        "`raftkv compact <revision>`, `raftkv defrag --cluster`, `raftkv alarm disarm`",
         errors.TooManyOps: "split the txn into smaller ones",
         errors.EmptyKey: "give a non-empty key",
         errors.LeaseTTLTooLarge: "ask for a smaller TTL",

@@ -72,6 +72,8 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--initial-cluster-token", default="etcd-cluster", show_default=True,
               help="Makes the id of a new cluster unique (raftkv cluster up picks a random one).")
 @click.option("--max-request-bytes", type=int, default=1536 * 1024, show_default=True)
+@click.option("--quota-backend-bytes", type=int, default=0, show_default=True,
+              help="Raise the NOSPACE alarm when the store reaches this size (0: 2 GiB, negative: no quota).")
 @click.option("--heartbeat-interval", type=int, default=50, show_default=True, help="Milliseconds.")
 @click.option("--election-timeout", type=int, default=500, show_default=True, help="Milliseconds.")
 @click.option("--snapshot-count", type=int, default=100_000, show_default=True,
@@ -117,6 +119,7 @@ def serve(**flags) -> None:
         initial_cluster_state=flags["initial_cluster_state"],
         initial_cluster_token=flags["initial_cluster_token"],
         max_request_bytes=flags["max_request_bytes"],
+        quota_backend_bytes=flags["quota_backend_bytes"],
         heartbeat_interval_ms=flags["heartbeat_interval"],
         election_timeout_ms=flags["election_timeout"],
         snapshot_count=flags["snapshot_count"],
@@ -150,9 +153,11 @@ def shell() -> None:
 
 
 def _register() -> None:
-    from raftkv.cli import cluster, completion, concurrency, kv, lease, member, objects, snapshot, watch
+    from raftkv.cli import (
+        cluster, completion, concurrency, kv, lease, maintenance, member, objects, snapshot, watch,
+    )
 
-    for module in (kv, watch, lease, member, snapshot, concurrency, cluster, objects, completion):
+    for module in (kv, watch, lease, member, maintenance, snapshot, concurrency, cluster, objects, completion):
         module.register(cli)
 
 

@@ -18,6 +18,10 @@ from raftkv.client import ops
 from raftkv.client.ops import Bytes
 from raftkv.errors import LeaseNotFound
 from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmMember,
+    AlarmRequest,
+    AlarmType,
     CompactionRequest,
     Compare,
     DeleteRangeResponse,
@@ -51,6 +55,8 @@ class Status:
     watcher_count: int
     is_learner: bool = False
     raft_applied_index: int = 0
+    db_size: int = 0  # etcd's dbSize: see mvcc/quota.py for what raftkv counts
+    db_size_in_use: int = 0
 
 
 @dataclass
@@ -184,7 +190,7 @@ class KVClient(abc.ABC):
     @abc.abstractmethod
     def execute(self, request: object) -> object:
         """Run a request (range, put, delete, txn, compaction, lease grant or
-        revoke) and return its response, raising typed errors."""
+        revoke, alarm) and return its response, raising typed errors."""
 
     @abc.abstractmethod
     def lease_keep_alive(self, lease_id: int) -> int:
@@ -292,6 +298,28 @@ class KVClient(abc.ABC):
 
     def lease_revoke(self, lease_id: int) -> None:
         self.execute(LeaseRevokeRequest(int(lease_id)))
+
+    # ---- alarms and space -------------------------------------------------
+
+    def alarms(self) -> list[AlarmMember]:
+        """The alarms raised in the cluster (NOSPACE when a member reached its quota)."""
+        return self.execute(AlarmRequest()).alarms
+
+    def alarm_disarm(self, member_id: int = 0, alarm: AlarmType = AlarmType.NONE) -> list[AlarmMember]:
+        """Clear one alarm, or with no arguments every alarm raised (as
+        etcdctl alarm disarm does); returns the alarms cleared."""
+        if member_id or alarm != AlarmType.NONE:
+            return self.execute(AlarmRequest(AlarmAction.DEACTIVATE, member_id, alarm)).alarms
+        cleared = []
+        for raised in self.alarms():
+            cleared += self.alarm_disarm(raised.member_id, raised.alarm)
+        return cleared
+
+    def defragment(self) -> None:
+        """Bring this member's size (Status.db_size) down to what is in use."""
+        with self.local_store() as store:
+            if store is not None:
+                store.defragment()
 
     def watch(
         self,

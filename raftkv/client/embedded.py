@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
-from raftkv.errors import LeaseNotFound, StoreClosed
+from raftkv.errors import LeaseNotFound, NoSpace, StoreClosed
 from raftkv.mvcc.expiry import LeaseDeadlines
-from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
+from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
 from raftkv.mvcc.watch import DEFAULT_MAX_PENDING_EVENTS, Watcher, WatchResponse
 
@@ -128,6 +128,9 @@ class EmbeddedStore(KVClient):
     def execute(self, request: object) -> object:
         with self._lock:
             self._check_open()
+            if self._store.over_quota(request):
+                self._store.apply(AlarmRequest(AlarmAction.ACTIVATE, MEMBER_ID, AlarmType.NOSPACE))
+                raise NoSpace()
             if isinstance(request, LeaseGrantRequest) and request.id == 0:
                 request = LeaseGrantRequest(ttl=request.ttl, id=self._new_lease_id())
             response = self._store.apply(request)
@@ -166,7 +169,7 @@ class EmbeddedStore(KVClient):
     def leases(self) -> list[int]:
         with self._lock:
             self._check_open()
-            return [lease.id for lease in self._store.lessor.leases()]
+            return self._deadlines.by_expiry([lease.id for lease in self._store.lessor.leases()])
 
     def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
                    no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
@@ -201,6 +204,8 @@ class EmbeddedStore(KVClient):
                 key_count=store.key_count,
                 lease_count=len(store.lessor),
                 watcher_count=len(store.watchers),
+                db_size=store.size,
+                db_size_in_use=store.size_in_use,
             )
 
     def close(self) -> None:

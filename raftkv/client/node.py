@@ -20,13 +20,15 @@ from raftkv.errors import (
     MemberBadURLs,
     MemberNotFound,
     MemberNotLearner,
+    NoSpace,
     NotLeader,
     NotSupportedForLearner,
     PeerURLExists,
+    RaftKVError,
     StoreClosed,
     Unhealthy,
 )
-from raftkv.mvcc.requests import LeaseGrantRequest, RangeRequest, TxnRequest
+from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, RangeRequest, TxnRequest
 from raftkv.mvcc.store import KVStore, is_read_only
 from raftkv.mvcc.watch import Watcher, WatchResponse
 from raftkv.raft.member import MemberConfig, RaftMember
@@ -131,6 +133,10 @@ class Node(KVClient):
             if not request.serializable:
                 member.read_barrier()
             return self._read_in_steps(request)
+        with member.lock:
+            over_quota = member.store.over_quota(request)
+        if over_quota:
+            self._raise_no_space()
         if isinstance(request, TxnRequest) and is_read_only(request):
             member.read_barrier()
             with member.lock:
@@ -140,6 +146,17 @@ class Node(KVClient):
         with member.lock:
             member.store.admit(request)  # reject bad input before it reaches the log
         return member.propose(request)
+
+    def _raise_no_space(self) -> None:
+        """etcd's answer to a write that would take this member past its
+        quota: the NOSPACE alarm for this member, through the log, and the error."""
+        log.warning("write refused: the store reached its quota, raising the NOSPACE alarm "
+                    "quota_backend_bytes=%d", self._member.store.limits.quota_backend_bytes)
+        try:
+            self._member.propose(AlarmRequest(AlarmAction.ACTIVATE, member_id(self.address), AlarmType.NOSPACE))
+        except RaftKVError as e:
+            log.warning("the NOSPACE alarm was not raised error=%s", e)
+        raise NoSpace()
 
     def _read_in_steps(self, request: RangeRequest) -> object:
         """A range read that takes the store's lock a few thousand keys at a
@@ -178,7 +195,7 @@ class Node(KVClient):
         self._check_open()
         self._member.read_barrier()
         with self._member.lock:
-            return [lease.id for lease in self._member.store.lessor.leases()]
+            return self._member.leases_by_expiry()
 
     def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
                    no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
@@ -222,6 +239,8 @@ class Node(KVClient):
                 lease_count=len(store.lessor),
                 watcher_count=len(store.watchers),
                 is_learner=member.learner,
+                db_size=store.size,
+                db_size_in_use=store.size_in_use,
             )
 
     # ---- membership ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from raftkv.errors import (
     MemberNotFound,
     MemberNotLearner,
     NoLeader,
+    NoSpace,
     NotSupportedForLearner,
     PeerURLExists,
     RaftKVError,
@@ -42,6 +43,10 @@ from raftkv.errors import (
     ValueProvided,
 )
 from raftkv.mvcc.requests import (
+    AlarmMember,
+    AlarmRequest,
+    AlarmResponse,
+    AlarmType,
     CompactionRequest,
     DeleteRangeRequest,
     LeaseGrantRequest,
@@ -61,7 +66,7 @@ log = logging.getLogger(__name__)
 _ERRORS = {cls.message: cls for cls in (
     Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
     LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, MemberNotFound, NoLeader, PeerURLExists,
-    NotSupportedForLearner, MemberNotLearner, LearnerNotReady,
+    NotSupportedForLearner, MemberNotLearner, LearnerNotReady, NoSpace,
     RequestTimedOut, RequestTooLarge, TooManyOps, TooManyRequests, ValueProvided,
 )}
 
@@ -230,6 +235,9 @@ class Client(KVClient):
         if isinstance(request, LeaseRevokeRequest):
             response = self.call("Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=request.id))
             return LeaseRevokeResponse(revision=response.header.revision)
+        if isinstance(request, AlarmRequest):
+            response = self.call("Maintenance", "Alarm", request_to_pb(request))
+            return AlarmResponse([AlarmMember(m.memberID, AlarmType(m.alarm)) for m in response.alarms])
         method = _METHODS[type(request)]
         return response_from_pb(self.call("KV", method, request_to_pb(request)))
 
@@ -270,8 +278,11 @@ class Client(KVClient):
             version=r.version, member_id=r.header.member_id, leader=r.leader, raft_term=r.raftTerm,
             raft_index=r.raftIndex, revision=r.header.revision, compact_revision=0,
             key_count=-1, lease_count=-1, watcher_count=-1, is_learner=r.isLearner,
-            raft_applied_index=r.raftAppliedIndex,
+            raft_applied_index=r.raftAppliedIndex, db_size=r.dbSize, db_size_in_use=r.dbSizeInUse,
         )
+
+    def defragment(self) -> None:
+        self.call("Maintenance", "Defragment", rpc_pb2.DefragmentRequest())
 
     def members(self) -> list[MemberRecord]:
         return [_record(m) for m in self.call("Cluster", "MemberList", rpc_pb2.MemberListRequest()).members]

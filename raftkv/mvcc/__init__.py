@@ -4,6 +4,11 @@ Pure Python with no I/O; replication and the network wrap it from outside.
 """
 
 from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmMember,
+    AlarmRequest,
+    AlarmResponse,
+    AlarmType,
     CompactionRequest,
     CompactionResponse,
     Compare,
@@ -31,6 +36,7 @@ from raftkv.mvcc.types import Event, EventType, KeyValue
 from raftkv.mvcc.watch import WatchHub, Watcher, WatchResponse
 
 __all__ = [
+    "AlarmAction", "AlarmMember", "AlarmRequest", "AlarmResponse", "AlarmType",
     "CompactionRequest", "CompactionResponse", "Compare", "CompareResult", "CompareTarget",
     "DeleteRangeRequest", "DeleteRangeResponse", "Event", "EventType", "KVStore", "KeyValue",
     "LeaseGrantRequest", "LeaseGrantResponse", "LeaseRevokeRequest", "LeaseRevokeResponse",

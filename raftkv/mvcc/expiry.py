@@ -33,6 +33,12 @@ class LeaseDeadlines:
     def ids(self) -> list[int]:
         return list(self._deadline)
 
+    def by_expiry(self, lease_ids: list[int]) -> list[int]:
+        """``lease_ids`` soonest to expire first, as etcd lists leases (those
+        without a deadline here last)."""
+        never = float("inf")
+        return sorted(lease_ids, key=lambda i: (self._deadline.get(i, never), i))
+
     def start(self, lease_id: int, ttl: int, now: float) -> None:
         """Begin the lease (or give it its full TTL again) from ``now``."""
         deadline = now + ttl

@@ -43,22 +43,26 @@ class KeyHistory:
             kv = versions[i]
         return None if kv.is_tombstone else kv
 
-    def record(self, kv: KeyValue) -> None:
-        """Append a version; a second change in the same revision replaces the first."""
+    def record(self, kv: KeyValue) -> KeyValue | None:
+        """Append a version; a second change in the same revision replaces
+        the first, which is returned."""
         if self.versions and self.versions[-1].mod_revision == kv.mod_revision:
-            self.versions[-1] = kv
-        else:
-            self.versions.append(kv)
+            replaced, self.versions[-1] = self.versions[-1], kv
+            return replaced
+        self.versions.append(kv)
+        return None
 
-    def compact(self, revision: int) -> bool:
-        """Forget what no read at ``revision`` or later can see.
+    def compact(self, revision: int) -> list[KeyValue]:
+        """Forget what no read at ``revision`` or later can see, and return it.
 
         Keeps the version visible at ``revision`` (unless it is a tombstone)
-        and everything after it. Returns True when nothing is left.
+        and everything after it.
         """
         i = bisect_right(self.versions, revision, key=_mod_revision) - 1
         if i >= 0:
             keep_from = i + 1 if self.versions[i].is_tombstone else i
             if keep_from:
+                dropped = self.versions[:keep_from]
                 del self.versions[:keep_from]
-        return not self.versions
+                return dropped
+        return []

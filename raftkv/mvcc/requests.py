@@ -116,6 +116,35 @@ class LeaseRevokeRequest:
     id: int
 
 
+class AlarmType(enum.IntEnum):
+    NONE = 0  # in a request: every kind
+    NOSPACE = 1
+    CORRUPT = 2
+
+
+class AlarmAction(enum.IntEnum):
+    GET = 0
+    ACTIVATE = 1
+    DEACTIVATE = 2
+
+
+@dataclass(frozen=True)
+class AlarmMember:
+    member_id: int
+    alarm: AlarmType
+
+    def __str__(self) -> str:
+        # how etcd prints one (etcdctl alarm list, Status errors)
+        return f"memberID:{self.member_id} alarm:{self.alarm.name} "
+
+
+@dataclass
+class AlarmRequest:
+    action: AlarmAction = AlarmAction.GET
+    member_id: int = 0
+    alarm: AlarmType = AlarmType.NONE
+
+
 @dataclass
 class RangeResponse:
     revision: int
@@ -162,6 +191,14 @@ class LeaseGrantResponse:
 @dataclass
 class LeaseRevokeResponse:
     revision: int
+
+
+@dataclass
+class AlarmResponse:
+    """The alarms raised (GET), or the one activated or deactivated; etcd
+    sends no header with it."""
+
+    alarms: list[AlarmMember] = field(default_factory=list)
 
 
 def _varint(n: int) -> int:
@@ -217,6 +254,8 @@ def _body_size(request: object) -> int:
         return _int_field(request.ttl) + _int_field(request.id)
     if isinstance(request, LeaseRevokeRequest):
         return _int_field(request.id)
+    if isinstance(request, AlarmRequest):
+        return _int_field(request.action) + _int_field(request.member_id) + _int_field(request.alarm)
     return 0
 
 

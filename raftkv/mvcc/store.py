@@ -15,14 +15,20 @@ from raftkv.errors import (
     FutureRevision,
     KeyNotFound,
     LeaseNotFound,
+    NoSpace,
     RequestTooLarge,
 )
+from raftkv.mvcc.alarms import AlarmTable
 from raftkv.mvcc.compare import compare_holds
 from raftkv.mvcc.history import History
 from raftkv.mvcc.index import KeyIndex
 from raftkv.mvcc.key_history import KeyHistory
 from raftkv.mvcc.lease import DEFAULT_MIN_LEASE_TTL, Lessor
+from raftkv.mvcc.quota import LEASE_OVERHEAD, checked_by_quota, effective_quota, request_cost, version_cost
 from raftkv.mvcc.requests import (
+    AlarmRequest,
+    AlarmResponse,
+    AlarmType,
     CompactionRequest,
     CompactionResponse,
     Compare,
@@ -66,6 +72,7 @@ class StoreLimits:
     max_txn_ops: int = DEFAULT_MAX_TXN_OPS
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     min_lease_ttl: int = DEFAULT_MIN_LEASE_TTL
+    quota_backend_bytes: int = 0  # etcd's flag: 0 is the default quota, negative none
 
 
 class _Write:
@@ -101,6 +108,9 @@ class KVStore:
         self._revision = 1  # an empty etcd is at revision 1
         self._compact_revision = -1
         self._live_keys = 0
+        self.alarms = AlarmTable()
+        self._versions_size = 0  # the quota's cost of every version kept
+        self._size = 0  # the high-water mark of size_in_use since the last defragmentation
 
     # ---- state ------------------------------------------------------------
 
@@ -117,6 +127,37 @@ class KVStore:
     def key_count(self) -> int:
         return self._live_keys
 
+    # ---- size and quota (see quota.py) ----------------------------------------
+
+    @property
+    def size_in_use(self) -> int:
+        return self._versions_size + LEASE_OVERHEAD * len(self.lessor)
+
+    @property
+    def size(self) -> int:
+        """etcd's dbSize: what the store has grown to since the last defragmentation."""
+        return max(self._size, self.size_in_use)
+
+    def defragment(self) -> None:
+        self._size = self.size_in_use
+
+    def _grew(self) -> None:
+        self._size = max(self._size, self.size_in_use)
+
+    def over_quota(self, request: object) -> bool:
+        """etcd's check before proposing a write: would it take the store to
+        its quota? (Then the member raises the NOSPACE alarm instead.)"""
+        quota = effective_quota(self.limits.quota_backend_bytes)
+        if quota is None or not checked_by_quota(request):
+            return False
+        cost = request_cost(request)
+        return cost > 0 and self.size + cost >= quota  # etcd lets what adds nothing through
+
+    def _refuse_if_no_space(self) -> None:
+        # while a NOSPACE alarm is raised every member refuses what would grow the store
+        if self.alarms.is_raised(AlarmType.NOSPACE):
+            raise NoSpace()
+
     def snapshot(self) -> dict:
         """The replicated state as plain data (for a Raft snapshot). Watchers
         are local to a member and not part of it."""
@@ -126,6 +167,7 @@ class KVStore:
             "keys": [(h.key, h.versions) for h in self._index.histories()],
             "history": self._history.entries(),
             "leases": [(lease.id, lease.ttl, sorted(lease.keys)) for lease in self.lessor.leases()],
+            "alarms": self.alarms.snapshot(),
         }
 
     def restore(self, state: dict) -> None:
@@ -133,18 +175,23 @@ class KVStore:
         from the revision they had reached."""
         reached = self._revision
         self._index = KeyIndex()
-        live = 0
+        live = size = 0
         for key, versions in state["keys"]:
             history = self._index.get_or_create(key)
             history.versions = list(versions)
             live += history.latest() is not None
+            size += sum(map(version_cost, history.versions))
         self._live_keys = live
+        self._versions_size = size
         self._history = History()
         for revision, changes in state["history"]:
             self._history.append(revision, changes)
         self.lessor = Lessor(self.limits.min_lease_ttl)
         for lease_id, ttl, keys in state["leases"]:
             self.lessor.grant(lease_id, ttl).keys.update(keys)
+        self.alarms = AlarmTable()
+        self.alarms.restore(state.get("alarms", ()))
+        self._size = self.size_in_use
         self._revision = state["revision"]
         self._compact_revision = state["compact_revision"]
         self.watchers.rewind(reached + 1)
@@ -176,6 +223,7 @@ class KVStore:
 
     def put(self, request: PutRequest) -> PutResponse:
         self.admit(request)
+        self._refuse_if_no_space()
         if request.lease and request.lease not in self.lessor:
             raise LeaseNotFound()
         self._check_previous_exists(request)
@@ -197,6 +245,7 @@ class KVStore:
         self._txn_path(request, path)
         writes = not is_read_only(request)
         if writes:
+            self._refuse_if_no_space()
             self._check_path(request, iter(path), self._check_txn_put)
         self._check_path(request, iter(path), self._check_txn_range)
         write = _Write(self) if writes else None
@@ -215,7 +264,11 @@ class KVStore:
         if revision > self._revision:
             raise FutureRevision()
         self._compact_revision = revision
-        emptied = [h.key for h in self._index.histories() if h.compact(revision)]
+        emptied = []
+        for history in self._index.histories():
+            self._versions_size -= sum(map(version_cost, history.compact(revision)))
+            if not history.versions:
+                emptied.append(history.key)
         for key in emptied:
             self._index.remove(key)
         self._history.compact(revision)
@@ -223,7 +276,9 @@ class KVStore:
         return CompactionResponse(revision=self._revision)
 
     def lease_grant(self, request: LeaseGrantRequest) -> LeaseGrantResponse:
+        self._refuse_if_no_space()
         lease = self.lessor.grant(request.id, request.ttl)
+        self._grew()
         return LeaseGrantResponse(revision=self._revision, id=lease.id, ttl=lease.ttl)
 
     def lease_revoke(self, request: LeaseRevokeRequest) -> LeaseRevokeResponse:
@@ -235,6 +290,9 @@ class KVStore:
         write.end()
         return LeaseRevokeResponse(revision=self._revision)
 
+    def alarm(self, request: AlarmRequest) -> AlarmResponse:
+        return self.alarms.apply(request)
+
     _handlers = {
         RangeRequest: range,
         PutRequest: put,
@@ -243,6 +301,7 @@ class KVStore:
         CompactionRequest: compact,
         LeaseGrantRequest: lease_grant,
         LeaseRevokeRequest: lease_revoke,
+        AlarmRequest: alarm,
     }
 
     # ---- reads ------------------------------------------------------------
@@ -314,7 +373,7 @@ class KVStore:
                 self.lessor.detach(prev.lease, history.key)
         if lease:
             self.lessor.attach(lease, history.key)
-        history.record(kv)
+        self._forget_replaced(history.record(kv))
         write.changes.append(kv)
         write.prevs.append(history.at(write.begin))  # watchers see the key as of the revision before
         return PutResponse(revision=revision, prev_kv=prev if request.prev_kv else None)
@@ -336,7 +395,7 @@ class KVStore:
             if prev is None:
                 continue
             gone = tombstone(history.key, revision)
-            history.record(gone)
+            self._forget_replaced(history.record(gone))
             if prev.lease:
                 self.lessor.detach(prev.lease, history.key)
             write.changes.append(gone)
@@ -345,7 +404,13 @@ class KVStore:
         self._live_keys -= len(deleted)
         return deleted
 
+    def _forget_replaced(self, replaced: KeyValue | None) -> None:
+        if replaced is not None:
+            self._versions_size -= version_cost(replaced)
+
     def _commit(self, revision: int, changes: list[KeyValue], prevs: list[KeyValue | None]) -> None:
+        self._versions_size += sum(map(version_cost, changes))
+        self._grew()
         self._revision = revision
         self._history.append(revision, changes)
         self.watchers.notify(revision, changes, prevs)

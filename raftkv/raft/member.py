@@ -389,6 +389,10 @@ class RaftMember(SyncObj):
     def commit_index(self) -> int:
         return self._SyncObj__raftCommitIndex
 
+    def leases_by_expiry(self) -> list[int]:
+        """The store's leases, soonest to expire first (call under ``lock``)."""
+        return self.deadlines.by_expiry([lease.id for lease in self.store.lessor.leases()])
+
     def lease_remaining(self, lease_id: int) -> int:
         """Seconds the lease has left by this member's clock (call under ``lock``)."""
         return self.deadlines.remaining(lease_id, self._clock())

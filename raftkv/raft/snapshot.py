@@ -14,6 +14,7 @@ never runs code.
     ["rev", revision, [change, ...]]   a change is [key, mod] when it is a
                                        version the keys above hold, else a whole KeyValue
     ["lease", id, ttl, [key, ...]]
+    ["alarm", member_id, alarm_type]
     ["member", {address, name, peer_urls, client_urls, is_learner}]
 """
 
@@ -86,6 +87,8 @@ def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]
         yield ["rev", revision, encoded]
     for lease_id, ttl, keys in state["leases"]:
         yield ["lease", lease_id, ttl, list(keys)]
+    for member_id, alarm in state["alarms"]:
+        yield ["alarm", member_id, alarm]
     for record in membership.snapshot():
         yield ["member", record]
 
@@ -186,8 +189,12 @@ def load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> Sna
             for _, lease_id, ttl, lease_keys in records.run("lease"):
                 yield lease_id, ttl, lease_keys
 
+        def alarms() -> Iterator[tuple[int, int]]:
+            for _, member_id, alarm in records.run("alarm"):
+                yield member_id, alarm
+
         store.restore({"revision": head[1], "compact_revision": head[2],
-                       "keys": keys(), "history": history(), "leases": leases()})
+                       "keys": keys(), "history": history(), "leases": leases(), "alarms": alarms()})
         membership.restore([record for _, record in records.run("member")])
         if not records.exhausted:
             raise SnapshotError(path, 0, f"an unexpected record: {str(records.take())[:80]}")

@@ -21,7 +21,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         return [_member_pb(r) for r in self._ctx.kv.members()]
 
     def _header(self, out) -> None:
-        _fill_header(out, self._ctx.kv.status().revision, self._ctx.header())
+        _fill_header(out, 0, self._ctx.header())  # etcd's Cluster answers carry no revision
 
     @grpc_errors
     def MemberList(self, request, context):

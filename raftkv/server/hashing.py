@@ -31,11 +31,13 @@ _LENGTH = struct.Struct(">I")
 _NUMBERS = struct.Struct(">qqqq")
 _LEASE = struct.Struct(">qqI")
 _REVISIONS = struct.Struct(">qq")
+_ALARM = struct.Struct(">QI")
 
 # domain separators: the kinds of record cannot be confused with each other
 _KEYS_TAG = b"raftkv/keys\x00"
 _LEASES_TAG = b"raftkv/leases\x00"
 _STATE_TAG = b"raftkv/state\x00"
+_ALARMS_TAG = b"raftkv/alarms\x00"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ def hash_all(store: KVStore) -> KVHash:
         for key in sorted(keys):
             crc.feed(_LENGTH.pack(len(key)))
             crc.feed(key)
+    crc.feed(_ALARMS_TAG)
+    for member_id, alarm in state["alarms"]:
+        crc.feed(_ALARM.pack(member_id, alarm))
     crc.feed(_STATE_TAG)
     crc.feed(_REVISIONS.pack(state["revision"], state["compact_revision"]))
     return KVHash(hash=crc.value, revision=state["revision"],

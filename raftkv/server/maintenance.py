@@ -11,6 +11,7 @@ import grpc
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.client import ops
 from raftkv.errors import Compacted, FutureRevision, NoLeader, RaftKVError
+from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType
 from raftkv.raft.membership import member_id
 from raftkv.server import hashing, snapshot
 from raftkv.server.aio import Blocking
@@ -52,16 +53,19 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         status = self._ctx.kv.status()
         response = rpc_pb2.StatusResponse(
             version=ETCD_API_VERSION,
-            dbSize=0,
+            dbSize=status.db_size,
             leader=status.leader,
             raftIndex=status.raft_index,
             raftTerm=status.raft_term,
             raftAppliedIndex=status.raft_applied_index,
-            dbSizeInUse=0,
+            dbSizeInUse=status.db_size_in_use,
             isLearner=status.is_learner,
         )
         if not status.leader:
             response.errors.append(NoLeader.message)  # as etcd reports it
+        with self._ctx.local_store() as store:
+            alarms = store.alarms.raised() if store is not None else []
+        response.errors.extend(str(alarm) for alarm in alarms)
         _fill_header(response.header, status.revision, self._ctx.header())
         return response
 
@@ -124,14 +128,21 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @grpc_errors
     def Alarm(self, request, context):
-        # raftkv raises no alarms (no space quota, no corruption checker), and
         # etcd's AlarmResponse carries no header
-        return rpc_pb2.AlarmResponse()
+        try:
+            alarm_request = AlarmRequest(AlarmAction(request.action), request.memberID, AlarmType(request.alarm))
+        except ValueError:
+            return rpc_pb2.AlarmResponse()  # an action or alarm etcd does not know: etcd changes nothing
+        response = self._ctx.kv.execute(alarm_request)
+        return rpc_pb2.AlarmResponse(
+            alarms=[rpc_pb2.AlarmMember(memberID=m.member_id, alarm=m.alarm) for m in response.alarms])
 
     @grpc_errors
     def Defragment(self, request, context):
-        # nothing to defragment: the store lives in memory and its journal is
-        # compacted by snapshots; etcd answers with an empty message too
+        # the size a defragmentation brings down is a model (mvcc/quota.py);
+        # etcd answers with an empty message too
+        self._ctx.kv.defragment()
+        log.info("defragmented")
         return rpc_pb2.DefragmentResponse()
 
     # ---- leadership --------------------------------------------------------------

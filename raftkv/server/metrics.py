@@ -27,6 +27,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from raftkv.mvcc.quota import effective_quota
 from raftkv.server.context import ServerContext
 from raftkv.server.decoding import handler_parts
 
@@ -333,3 +334,13 @@ class MemberCollector:
         yield gauge("etcd_debugging_mvcc_compact_revision",
                     "The revision of the last compaction in store.", status.compact_revision)
         yield gauge("raftkv_server_lease_count", "Leases currently granted.", status.lease_count)
+        yield gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database "
+                    "physically allocated in bytes.", status.db_size)
+        yield gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying "
+                    "database logically in use in bytes.", status.db_size_in_use)
+        with ctx.local_store() as store:
+            configured = store.limits.quota_backend_bytes if store is not None else None
+        if configured is not None:
+            quota = effective_quota(configured)
+            yield gauge("etcd_server_quota_backend_bytes", "Current backend storage quota size in bytes.",
+                        configured if quota is None else quota)

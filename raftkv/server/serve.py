@@ -52,6 +52,7 @@ class ServeConfig:
     initial_cluster_state: str = "new"
     initial_cluster_token: str = "etcd-cluster"
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    quota_backend_bytes: int = 0
     heartbeat_interval_ms: int = 50
     election_timeout_ms: int = 500
     snapshot_count: int = 100_000
@@ -182,7 +183,8 @@ class Member:
             election_timeout_max=2 * config.election_timeout_ms / 1000,
             peer_security=security,
             snapshot_min_entries=config.snapshot_count,
-            limits=StoreLimits(max_request_bytes=config.max_request_bytes),
+            limits=StoreLimits(max_request_bytes=config.max_request_bytes,
+                               quota_backend_bytes=config.quota_backend_bytes),
             cluster_id=new_cluster_id,
         )
         client_urls = config.advertise_client_urls or config.listen_client_urls

@@ -277,7 +277,9 @@ def _to_pb(watch_id: int, response: WatchResponse, header) -> rpc_pb2.WatchRespo
     message.events.extend(_encoded.encode(event) for event in response.events)
     message.watch_id = watch_id
     if response.canceled and response.compact_revision:
-        message.cancel_reason = ""  # etcd 3.4 reports compaction by compact_revision alone
+        # etcd 3.4 reports compaction by compact_revision alone, at revision 0
+        message.cancel_reason = ""
+        message.header.revision = 0
     return message
 
 

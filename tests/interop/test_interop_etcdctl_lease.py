@@ -71,9 +71,6 @@ def test_lease_grant_edge_cases(pair):
     run_both(pair, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "etcd 3.4 lists leases sorted by expiry (soonest first); raftkv lists them in grant/id "
-    "order"))
 def test_lease_list_order(pair):
     """etcd 3.4 lists leases sorted by expiry time (lessor.Leases sorts leasesByExpiry)."""
     def scenario(s: Session):

@@ -156,9 +156,6 @@ def test_watch_compacted_revision(pair):
     run_both(pair, scenario)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the WatchResponse that cancels a watch on a compacted revision has header.revision=0 "
-    "in etcd 3.4 (etcdctl -w json omits it); raftkv fills in the current revision"))
 def test_watch_compacted_revision_json(pair):
     def scenario(s: Session):
         history(s)

@@ -184,3 +184,14 @@ def test_renewals_do_not_grow_the_deadline_heap():
     assert grown < 100_000, f"{grown} bytes kept after 100,000 renewals of 10 leases"
     assert d.expired(3599.0) == []
     assert sorted(d.expired(4000.0)) == list(range(1, 11))
+
+
+def test_by_expiry_lists_the_soonest_first_and_unknown_ids_last():
+    d = LeaseDeadlines()
+    d.start(1, 3000, now=0.0)
+    d.start(2, 60, now=0.0)
+    d.start(3, 60, now=-1.0)  # one second sooner than lease 2
+    d.start(4, 1000, now=0.0)
+    assert d.by_expiry([1, 2, 3, 4, 99]) == [3, 2, 4, 1, 99]
+    d.renew(3, now=30.0)  # now due at 90, after lease 2
+    assert d.by_expiry([1, 2, 3, 4]) == [2, 3, 4, 1]

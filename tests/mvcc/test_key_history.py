@@ -101,7 +101,7 @@ def test_a_second_change_in_the_same_revision_replaces_the_first():
 def test_etcd_compact_keeps_the_version_visible_at_the_revision():
     """etcd: compact(2) on the example keeps {2, 3(t)} {4, 5(t)} (key_index.go)."""
     h = etcd_example()
-    assert h.compact(2) is False
+    assert [v.mod_revision for v in h.compact(2)] == [1]
     assert revisions(h) == [2, 3, 4, 5]
     assert h.at(2).mod_revision == 2
 
@@ -110,10 +110,10 @@ def test_etcd_compact_drops_a_generation_ended_at_or_below_the_revision():
     """etcd: compact(4) on the example keeps only {4, 5(t)}; compacting at the
     tombstone revision itself (3) drops that generation too."""
     h = etcd_example()
-    assert h.compact(4) is False
+    assert [v.mod_revision for v in h.compact(4)] == [1, 2, 3]
     assert revisions(h) == [4, 5]
     h = etcd_example()
-    assert h.compact(3) is False
+    assert [v.mod_revision for v in h.compact(3)] == [1, 2, 3]
     assert revisions(h) == [4, 5]
 
 
@@ -122,7 +122,7 @@ def test_etcd_compact_at_or_after_the_last_tombstone_empties_the_key():
     which is then removed from the index."""
     for rev in (5, 6):
         h = etcd_example()
-        assert h.compact(rev) is True
+        assert [v.mod_revision for v in h.compact(rev)] == [1, 2, 3, 4, 5]
         assert h.versions == []
 
 
@@ -131,7 +131,7 @@ def test_etcd_compact_below_every_version_changes_nothing():
     h = KeyHistory(K)
     h.record(kv(5, 5, 1))
     h.record(kv(7, 5, 2))
-    assert h.compact(4) is False
+    assert h.compact(4) == []
     assert revisions(h) == [5, 7]
 
 
@@ -140,6 +140,6 @@ def test_etcd_compact_of_a_live_key_keeps_its_current_version():
     h = KeyHistory(K)
     h.record(kv(2, 2, 1))
     h.record(kv(3, 2, 2))
-    assert h.compact(10) is False
+    assert [v.mod_revision for v in h.compact(10)] == [2]
     assert revisions(h) == [3]
     assert h.at(10).version == 2

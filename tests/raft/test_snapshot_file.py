@@ -9,6 +9,9 @@ import zlib
 import pytest
 
 from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmRequest,
+    AlarmType,
     CompactionRequest,
     DeleteRangeRequest,
     LeaseGrantRequest,
@@ -34,6 +37,7 @@ def busy_store() -> KVStore:
                                     DeleteRangeRequest(b"k04")]))
     store.apply(CompactionRequest(revision=20))
     store.apply(PutRequest(b"k05", b"after compaction"))
+    store.apply(AlarmRequest(AlarmAction.ACTIVATE, 2**64 - 1, AlarmType.NOSPACE))
     return store
 
 
@@ -59,6 +63,7 @@ def test_the_state_round_trips(written):
     meta = load_snapshot(path, restored, table)
     assert (meta.index, meta.term, meta.entries, meta.cluster_id) == (42, 3, ENTRIES, 0xABC)
     assert restored.snapshot() == store.snapshot()
+    assert restored.alarms.raised() and restored.size_in_use == store.size_in_use
     assert table.snapshot() == members.snapshot()
     # history and keys share their versions, as in a store that applied the log
     revision, changes = next(iter(restored.history_since(restored.revision)))

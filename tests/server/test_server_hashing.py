@@ -11,7 +11,14 @@ import pytest
 
 from raftkv.client import ops
 from raftkv.errors import Compacted, FutureRevision
-from raftkv.mvcc.requests import CompactionRequest, LeaseGrantRequest, LeaseRevokeRequest
+from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmRequest,
+    AlarmType,
+    CompactionRequest,
+    LeaseGrantRequest,
+    LeaseRevokeRequest,
+)
 from raftkv.mvcc.store import KVStore
 from raftkv.server import hashing, snapshot
 
@@ -74,6 +81,15 @@ def test_whole_state_hash_covers_leases():
     two.apply(LeaseGrantRequest(ttl=5, id=100))
     assert hashing.hash_kv(one).hash == hashing.hash_kv(two).hash
     assert hashing.hash_all(one).hash != hashing.hash_all(two).hash
+
+
+def test_whole_state_hash_covers_alarms():
+    one, two = build(KVStore()), build(KVStore())
+    two.apply(AlarmRequest(AlarmAction.ACTIVATE, 5, AlarmType.NOSPACE))
+    assert hashing.hash_kv(one).hash == hashing.hash_kv(two).hash
+    assert hashing.hash_all(one).hash != hashing.hash_all(two).hash
+    two.apply(AlarmRequest(AlarmAction.DEACTIVATE, 5, AlarmType.NOSPACE))
+    assert hashing.hash_all(one).hash == hashing.hash_all(two).hash
 
 
 def test_errors_and_compact_revision_as_etcd():
