@@ -84,6 +84,9 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--client-cert-auth", is_flag=True, help="Require client certificates.")
 @click.option("--listen-metrics-urls", default=None,
               help="URLs serving /metrics and /health over HTTP (https with --cert-file).")
+@click.option("--listen-client-http-urls", default=None,
+              help="URLs serving etcd's JSON gateway (/v3/kv/range, ...) and /health, /version, /metrics "
+                   "(https with --cert-file).")
 @click.option("--peer-secret-file", default=None, type=click.File("r"),
               help="Shared secret that encrypts and authenticates peer traffic.")
 @click.option("--peer-cert-file", default=None, help="TLS certificate for peers (https peer URLs).")
@@ -134,6 +137,7 @@ def serve(**flags) -> None:
             allowed_cn=flags["peer_cert_allowed_cn"], auto_tls=flags["peer_auto_tls"]),
         insecure_peer=flags["insecure_peer"],
         listen_metrics_urls=_urls(flags["listen_metrics_urls"]) or [],
+        listen_client_http_urls=_urls(flags["listen_client_http_urls"]) or [],
     )
     try:
         run(config)

@@ -42,6 +42,14 @@ def check_health(ctx: ServerContext, timeout: float = HEALTH_TIMEOUT) -> bool:
     return True
 
 
+def health(ctx: ServerContext, metrics: ServerMetrics) -> tuple[bool, str]:
+    """The answer to GET /health, counted in etcd's health metrics: whether
+    the member is healthy, and etcd's body."""
+    healthy = check_health(ctx)
+    (metrics.health_success if healthy else metrics.health_failures).inc()
+    return healthy, json.dumps({"health": "true" if healthy else "false"}, separators=(",", ":"))
+
+
 # What one connection may send and how long it may take: a client that
 # trickles, or opens connections and sends nothing, holds a coroutine for a
 # while, not a thread, and then loses its connection.
@@ -149,9 +157,7 @@ class _HTTPListener:
         if path == "/health":
             if request.method != "GET":
                 return _Reply.error(405, "Method Not Allowed", Allow="GET")
-            healthy = await loop.run_in_executor(self.pool, check_health, self.ctx)
-            (self.metrics.health_success if healthy else self.metrics.health_failures).inc()
-            body = json.dumps({"health": "true" if healthy else "false"}, separators=(",", ":"))
+            healthy, body = await loop.run_in_executor(self.pool, health, self.ctx, self.metrics)
             if healthy:
                 return _Reply(200, body.encode(), "text/plain; charset=utf-8")
             return _Reply.error(503, body)

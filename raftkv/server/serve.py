@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import signal
 import ssl
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
@@ -23,11 +25,12 @@ from raftkv.raft.membership import member_id, records_from_json
 from raftkv.raft.peer_auth import PeerSecurity, is_loopback
 from raftkv.raft.transport import query_members
 from raftkv.server.context import ServerContext
+from raftkv.server.gateway import GatewayServer
 from raftkv.server.http import MetricsHTTPServer
 from raftkv.server.maintenance import ETCD_API_VERSION
 from raftkv.server.metrics import ServerMetrics
 from raftkv.server.peer_tls import PeerTLSError, PeerTLSFlags, peer_security
-from raftkv.server.server import build_server
+from raftkv.server.server import GRPC_OVERHEAD_BYTES, build_server
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ class ServeConfig:
     peer_tls: PeerTLSFlags = field(default_factory=PeerTLSFlags)
     insecure_peer: bool = False
     listen_metrics_urls: list[str] = field(default_factory=list)
+    listen_client_http_urls: list[str] = field(default_factory=list)
 
 
 def host_port(url: str) -> str:
@@ -212,6 +216,19 @@ class Member:
             credentials=self._credentials(),
             metrics=self.metrics,
         )
+        self.gateway: GatewayServer | None = None
+        self._gateway_dir: str | None = None
+        if config.listen_client_http_urls:
+            # the gateway calls the gRPC server on a socket only this process's user can open
+            self._gateway_dir = tempfile.mkdtemp(prefix="raftkv-gateway-")
+            target = f"unix:{os.path.join(self._gateway_dir, 'grpc.sock')}"
+            self.server.add_port(target, None)
+            try:
+                self.gateway = GatewayServer(self.context, self.metrics, config.listen_client_http_urls, target,
+                                             ETCD_API_VERSION, config.max_request_bytes + GRPC_OVERHEAD_BYTES,
+                                             self._http_tls())
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
         self.http: MetricsHTTPServer | None = None
         if config.listen_metrics_urls:
             try:
@@ -255,14 +272,21 @@ class Member:
         if self.http is not None:
             self.http.start()
             log.info("serving metrics and health urls=%s", ",".join(self.http.urls))
+        if self.gateway is not None:
+            self.gateway.start()
+            log.info("serving the JSON gateway urls=%s", ",".join(self.gateway.urls))
         log.info("serving name=%s clients=%s peer=%s", self.config.name,
                  ",".join(self.context.client_urls), self.peer_address)
 
     def stop(self) -> None:
         if self.http is not None:
             self.http.stop()
+        if self.gateway is not None:
+            self.gateway.stop()
         self.server.stop(grace=1).wait()
         self.node.close()
+        if self._gateway_dir is not None:
+            shutil.rmtree(self._gateway_dir, ignore_errors=True)
 
 
 def run(config: ServeConfig) -> None:
