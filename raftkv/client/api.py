@@ -37,6 +37,7 @@ from raftkv.mvcc.requests import (
 from raftkv.mvcc.store import KVStore
 from raftkv.mvcc.types import Event, KeyValue
 from raftkv.mvcc.watch import WatchResponse
+from raftkv.raft.stats import RaftStatsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,11 @@ class KVClient(abc.ABC):
     def read_barrier(self, timeout: float) -> None:
         """Return once a linearizable read would be answered; raise if not."""
         self.get(b"health")
+
+    def raft_stats(self) -> RaftStatsSnapshot | None:
+        """What the Raft member behind this connection counted (leader
+        changes, proposals, journal fsyncs); None without Raft in this process."""
+        return None
 
     # ---- everything else ----------------------------------------------------
 

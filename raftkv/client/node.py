@@ -33,6 +33,7 @@ from raftkv.mvcc.store import KVStore, is_read_only
 from raftkv.mvcc.watch import Watcher, WatchResponse
 from raftkv.raft.member import MemberConfig, RaftMember
 from raftkv.raft.membership import MemberRecord, member_id
+from raftkv.raft.stats import RaftStatsSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,9 @@ class Node(KVClient):
     def local_store(self) -> Iterator[KVStore]:
         with self._member.lock:
             yield self._member.store
+
+    def raft_stats(self) -> RaftStatsSnapshot:
+        return self._member.stats.snapshot()
 
     def read_barrier(self, timeout: float) -> None:
         self._member.read_barrier(timeout=timeout)

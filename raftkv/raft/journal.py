@@ -28,10 +28,12 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import time
 import zlib
 from collections.abc import Sequence
 
 from raftkv.raft import failpoints
+from raftkv.raft.stats import DurationHistogram
 from raftkv.raft.storage import DurableFile, StorageFailure, replace_file
 
 log = logging.getLogger(__name__)
@@ -71,8 +73,9 @@ def _meta_crc(meta: dict) -> int:
 
 
 class DurableJournal:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, sync_durations: DurationHistogram | None = None) -> None:
         self.path = path
+        self.sync_durations = sync_durations if sync_durations is not None else DurationHistogram()
         self._meta_path = path + ".meta"
         self._file = DurableFile(path)
         self._entries: list[tuple[bytes, int, int]] = []
@@ -254,7 +257,9 @@ class DurableJournal:
             failpoints.hit("journal-before-write")
         self._write_pending()
         failpoints.hit("journal-before-sync")
+        began = time.monotonic()
         self._file.sync()
+        self.sync_durations.observe(time.monotonic() - began)
         failpoints.hit("journal-after-sync")
 
     @property

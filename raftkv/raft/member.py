@@ -77,6 +77,7 @@ from raftkv.raft.snapshot import (
     write_snapshot,
 )
 from raftkv.raft.snapshot_writer import SnapshotWriter, WriterState
+from raftkv.raft.stats import RaftStats
 from raftkv.raft.storage import StorageFailure, install_file
 from raftkv.raft.transport import PeerSettings, PeerTransport
 from raftkv.wire import WireError, decode_request, encode_request
@@ -207,6 +208,7 @@ class RaftMember(SyncObj):
         self.membership = MembershipTable()
         self.removed = threading.Event()  # set when this member learns it was removed
         self.deadlines = LeaseDeadlines()
+        self.stats = RaftStats()
         self._clock = clock
         self._requests: list[Callable[[], None]] = []  # work handed to the tick thread
         self._requests_lock = threading.Lock()
@@ -306,7 +308,7 @@ class RaftMember(SyncObj):
         for stale in glob.glob(os.path.join(self.data_dir, "snapshot.*.tmp")):
             os.remove(stale)  # a snapshot a crash interrupted, never in use
         try:
-            journal = DurableJournal(os.path.join(self.data_dir, "raft.log"))
+            journal = DurableJournal(os.path.join(self.data_dir, "raft.log"), self.stats.fsync)
         except CorruptLog as e:
             raise DataDirError(str(e)) from None
         try:
@@ -428,10 +430,13 @@ class RaftMember(SyncObj):
             outcome.append((result, error))
             done.release()
 
+        self.stats.proposal_started()
         self._applyCommand(data, on_applied, command_type)
         if not done.acquire(timeout=timeout or self.config.request_timeout):
+            self.stats.proposal_ended(failed=True)
             raise RequestTimedOut()
         result, error = outcome[0]
+        self.stats.proposal_ended(failed=error != FAIL_REASON.SUCCESS)
         if error != FAIL_REASON.SUCCESS:
             raise error_for_fail_reason(error)
         if isinstance(result, Exception):
@@ -1127,6 +1132,7 @@ class RaftMember(SyncObj):
         # Entries written during this tick become durable before the next
         # tick's commit computation counts the leader's own copy.
         self._sync_journal()
+        self.stats.saw_leader(self.leader_address)
         if self.is_leader and not self._voters() and self.commit_index < self._SyncObj__getCurrentLogIndex():
             # alone, no reply will wake the next tick: do not wait for the timer
             self._wake()

@@ -25,7 +25,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from raftkv.mvcc.quota import effective_quota
 from raftkv.server.context import ServerContext
@@ -334,6 +334,20 @@ class MemberCollector:
         yield gauge("etcd_debugging_mvcc_compact_revision",
                     "The revision of the last compaction in store.", status.compact_revision)
         yield gauge("raftkv_server_lease_count", "Leases currently granted.", status.lease_count)
+        stats = ctx.kv.raft_stats()
+        if stats is not None:
+            yield CounterMetricFamily("etcd_server_leader_changes_seen", "The number of leader changes seen.",
+                                      value=stats.leader_changes)
+            yield gauge("etcd_server_proposals_pending", "The current number of pending proposals to commit.",
+                        stats.proposals_pending)
+            yield CounterMetricFamily("etcd_server_proposals_failed", "The total number of failed proposals seen.",
+                                      value=stats.proposals_failed)
+            fsync = stats.fsync
+            yield HistogramMetricFamily(
+                "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of fsync called by WAL.",
+                buckets=[*((f"{bound:g}", count) for bound, count in zip(fsync.buckets, fsync.counts)),
+                         ("+Inf", fsync.counts[-1])],
+                sum_value=fsync.total)
         yield gauge("etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database "
                     "physically allocated in bytes.", status.db_size)
         yield gauge("etcd_mvcc_db_total_size_in_use_in_bytes", "Total size of the underlying "
