@@ -23,10 +23,12 @@ Two jobs:
   0x06  LeaseGrantRequest       etcdserverpb.LeaseGrantRequest
   0x07  LeaseRevokeRequest      etcdserverpb.LeaseRevokeRequest
   0x08  AlarmRequest            etcdserverpb.AlarmRequest
+  0x09- auth requests           etcdserverpb.Auth*Request (``AUTH_TAGS``;
+  0x18                          passwords travel hashed, tokens as chosen)
   ====  ======================  ==========================================
 
   0x01-0x04 equal the field numbers of etcd's ``RequestOp`` oneof.  0x00 and
-  0x09-0xff are unassigned and rejected.
+  0x19-0xff are unassigned and rejected.
 
 Errors: everything this module rejects raises :class:`WireError`, which is
 both a :class:`raftkv.errors.InvalidArgument` (so the gRPC layer answers
@@ -73,9 +75,11 @@ from typing import Any, TypeVar, Union
 
 from google.protobuf.message import DecodeError, Message
 
+from raftkv._proto.authpb import auth_pb2
 from raftkv._proto.etcdserverpb import rpc_pb2
 from raftkv._proto.mvccpb import kv_pb2
 from raftkv.errors import InvalidArgument, KeyNotFound
+from raftkv.mvcc import auth
 from raftkv.mvcc.requests import (
     AlarmAction,
     AlarmRequest,
@@ -499,6 +503,8 @@ def request_to_pb(req: Request) -> RequestMessage:
         return rpc_pb2.LeaseRevokeRequest(ID=req.id)
     if isinstance(req, AlarmRequest):
         return rpc_pb2.AlarmRequest(action=req.action, memberID=req.member_id, alarm=req.alarm)
+    if isinstance(req, auth.AUTH_REQUESTS):
+        return _auth_to_pb(req)
     raise WireError(f"raftkv: not a request: {type(req).__name__}")
 
 
@@ -522,6 +528,8 @@ def request_from_pb(msg: RequestMessage) -> Request:
     if isinstance(msg, rpc_pb2.AlarmRequest):
         return AlarmRequest(_enum(AlarmAction, msg.action, "alarm action"), msg.memberID,
                             _enum(AlarmType, msg.alarm, "alarm type"))
+    if type(msg) in _AUTH_FROM_PB:
+        return _AUTH_FROM_PB[type(msg)](msg)
     raise WireError(f"raftkv: not a request message: {type(msg).__name__}")
 
 
@@ -751,6 +759,78 @@ _TAG_MESSAGE: dict[int, type[Message]] = {
     0x07: rpc_pb2.LeaseRevokeRequest,
     0x08: rpc_pb2.AlarmRequest,
 }
+
+
+# ---- auth requests -------------------------------------------------------------
+
+def _permission_to_pb(p: auth.Permission) -> auth_pb2.Permission:
+    return auth_pb2.Permission(permType=p.type, key=p.key, range_end=p.range_end)
+
+
+def _permission_from_pb(msg: auth_pb2.Permission) -> auth.Permission:
+    return auth.Permission(msg.key, msg.range_end, _enum(auth.PermissionType, msg.permType, "permission type"))
+
+
+def _auth_to_pb(req: object) -> Message:
+    r = rpc_pb2
+    if isinstance(req, auth.AuthenticateRequest):
+        return r.AuthenticateRequest(name=req.name, password=req.token)
+    if isinstance(req, auth.UserAddRequest):
+        return r.AuthUserAddRequest(name=req.name, password=req.password_hash.decode("ascii"),
+                                    options=auth_pb2.UserAddOptions(no_password=req.no_password))
+    if isinstance(req, auth.UserChangePasswordRequest):
+        return r.AuthUserChangePasswordRequest(name=req.name, password=req.password_hash.decode("ascii"))
+    if isinstance(req, auth.UserGrantRoleRequest):
+        return r.AuthUserGrantRoleRequest(user=req.user, role=req.role)
+    if isinstance(req, auth.UserRevokeRoleRequest):
+        return r.AuthUserRevokeRoleRequest(name=req.name, role=req.role)
+    if isinstance(req, auth.RoleGrantPermissionRequest):
+        return r.AuthRoleGrantPermissionRequest(name=req.name, perm=_permission_to_pb(req.permission))
+    if isinstance(req, auth.RoleRevokePermissionRequest):
+        return r.AuthRoleRevokePermissionRequest(role=req.role, key=req.key, range_end=req.range_end)
+    message = _AUTH_PB[type(req)]
+    return message(**vars(req))  # the rest carry at most a name, under etcd's field name
+
+
+_AUTH_PB: dict[type, type[Message]] = {
+    auth.AuthEnableRequest: rpc_pb2.AuthEnableRequest, auth.AuthDisableRequest: rpc_pb2.AuthDisableRequest,
+    auth.AuthenticateRequest: rpc_pb2.AuthenticateRequest, auth.UserAddRequest: rpc_pb2.AuthUserAddRequest,
+    auth.UserGetRequest: rpc_pb2.AuthUserGetRequest, auth.UserListRequest: rpc_pb2.AuthUserListRequest,
+    auth.UserDeleteRequest: rpc_pb2.AuthUserDeleteRequest,
+    auth.UserChangePasswordRequest: rpc_pb2.AuthUserChangePasswordRequest,
+    auth.UserGrantRoleRequest: rpc_pb2.AuthUserGrantRoleRequest,
+    auth.UserRevokeRoleRequest: rpc_pb2.AuthUserRevokeRoleRequest, auth.RoleAddRequest: rpc_pb2.AuthRoleAddRequest,
+    auth.RoleGetRequest: rpc_pb2.AuthRoleGetRequest, auth.RoleListRequest: rpc_pb2.AuthRoleListRequest,
+    auth.RoleDeleteRequest: rpc_pb2.AuthRoleDeleteRequest,
+    auth.RoleGrantPermissionRequest: rpc_pb2.AuthRoleGrantPermissionRequest,
+    auth.RoleRevokePermissionRequest: rpc_pb2.AuthRoleRevokePermissionRequest,
+}
+
+_AUTH_FROM_PB: dict[type, Callable[[Any], object]] = {
+    rpc_pb2.AuthEnableRequest: lambda m: auth.AuthEnableRequest(),
+    rpc_pb2.AuthDisableRequest: lambda m: auth.AuthDisableRequest(),
+    rpc_pb2.AuthenticateRequest: lambda m: auth.AuthenticateRequest(m.name, m.password),
+    rpc_pb2.AuthUserAddRequest: lambda m: auth.UserAddRequest(m.name, m.password.encode(), m.options.no_password),
+    rpc_pb2.AuthUserGetRequest: lambda m: auth.UserGetRequest(m.name),
+    rpc_pb2.AuthUserListRequest: lambda m: auth.UserListRequest(),
+    rpc_pb2.AuthUserDeleteRequest: lambda m: auth.UserDeleteRequest(m.name),
+    rpc_pb2.AuthUserChangePasswordRequest: lambda m: auth.UserChangePasswordRequest(m.name, m.password.encode()),
+    rpc_pb2.AuthUserGrantRoleRequest: lambda m: auth.UserGrantRoleRequest(m.user, m.role),
+    rpc_pb2.AuthUserRevokeRoleRequest: lambda m: auth.UserRevokeRoleRequest(m.name, m.role),
+    rpc_pb2.AuthRoleAddRequest: lambda m: auth.RoleAddRequest(m.name),
+    rpc_pb2.AuthRoleGetRequest: lambda m: auth.RoleGetRequest(m.role),
+    rpc_pb2.AuthRoleListRequest: lambda m: auth.RoleListRequest(),
+    rpc_pb2.AuthRoleDeleteRequest: lambda m: auth.RoleDeleteRequest(m.role),
+    rpc_pb2.AuthRoleGrantPermissionRequest:
+        lambda m: auth.RoleGrantPermissionRequest(m.name, _permission_from_pb(m.perm)),
+    rpc_pb2.AuthRoleRevokePermissionRequest:
+        lambda m: auth.RoleRevokePermissionRequest(m.role, m.key, m.range_end),
+}
+
+for _tag, (_request, _message) in enumerate(_AUTH_PB.items(), start=0x09):
+    REQUEST_TAGS[_request] = _tag
+    _TAG_MESSAGE[_tag] = _message
+AUTH_TAGS = {request: REQUEST_TAGS[request] for request in _AUTH_PB}
 
 
 def encode_request(req: Request) -> bytes:

@@ -38,6 +38,7 @@ from raftkv.mvcc.compare import compare_holds
 from raftkv.mvcc.types import Event, EventType, KeyValue
 from raftkv.mvcc.watch import WatchResponse
 from raftkv.wire import (
+    AUTH_TAGS,
     MAX_TXN_DEPTH,
     REQUEST_TAGS,
     EmptyRequestOp,
@@ -328,7 +329,8 @@ def test_request_exact_bytes(req, expected):
 
 
 def test_tags_are_documented_values():
-    assert {cls.__name__: tag for cls, tag in REQUEST_TAGS.items()} == {
+    assert sorted(AUTH_TAGS.values()) == list(range(0x09, 0x19))
+    assert {cls.__name__: tag for cls, tag in REQUEST_TAGS.items() if cls not in AUTH_TAGS} == {
         "RangeRequest": 1,
         "PutRequest": 2,
         "DeleteRangeRequest": 3,
@@ -435,7 +437,7 @@ def test_wire_error_types():
     [
         b"",
         b"\x00",  # unassigned tag
-        b"\x09",
+        b"\x19",
         b"\x08\x08\x07",  # an alarm action etcd does not have
         b"\xff\x0a\x01a",
         b"\x02\x0a\x05a",  # truncated length-delimited field

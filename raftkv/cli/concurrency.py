@@ -221,7 +221,7 @@ def _observe(name: str) -> None:
         while True:
             index = order[attempt % len(order)]
             call = v3election_pb2_grpc.ElectionStub(rpc.channel(c, index)).Observe(
-                v3election_pb2.LeaderRequest(name=name.encode()))
+                v3election_pb2.LeaderRequest(name=name.encode()), metadata=c.metadata())
             calls.append(call)
             try:
                 for message in call:

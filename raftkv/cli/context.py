@@ -83,7 +83,22 @@ class Settings:
     write_out: str = output.SIMPLE
     hex: bool = False
     debug: bool = False
+    user: str | None = None
+    password: str | None = None
     _client: Any = field(default=None, repr=False)
+
+    def credentials_of_user(self) -> tuple[str | None, str | None]:
+        """etcdctl's --user name[:password] and --password; a password not given is asked for."""
+        if not self.user:
+            return None, None
+        name, sep, password = self.user.partition(":")
+        if not name:
+            raise click.UsageError("--user: empty user name is not allowed")
+        if sep:
+            return name, password
+        if self.password is not None:
+            return name, self.password
+        return name, click.prompt("Password", hide_input=True, err=True)
 
     @property
     def tls(self) -> bool:
@@ -160,6 +175,11 @@ def _global_options(leaf: bool, write_out_short: bool = True) -> list[Callable]:
                      callback=_store("cert", leaf), help="Client TLS certificate."),
         click.option("--key", "global_key", default=None, metavar="FILE", hidden=hidden, expose_value=False,
                      callback=_store("key", leaf), help="Client TLS key."),
+        click.option("--user", "global_user", default=None, hidden=hidden, expose_value=False,
+                     callback=_store("user", leaf),
+                     help="name[:password] to authenticate as (the password is asked for if not given)."),
+        click.option("--password", "global_password", default=None, hidden=hidden, expose_value=False,
+                     callback=_store("password", leaf), help="Password of --user."),
         click.option("--hex", "global_hex", is_flag=True, default=None if leaf else False, hidden=hidden,
                      expose_value=False, callback=_store("hex", leaf),
                      help="Print keys and values as hex (\\xNN)."),
@@ -199,6 +219,8 @@ def settings(ctx: click.Context | None = None) -> Settings:
         write_out=(values.get("write_out") or output.SIMPLE).lower(),
         hex=bool(values.get("hex")),
         debug=bool(values.get("debug")),
+        user=values.get("user"),
+        password=values.get("password"),
     )
     if not s.endpoints:
         raise click.UsageError("--endpoints is empty; give HOST:PORT[,HOST:PORT...]")
@@ -229,7 +251,9 @@ def client(ctx: click.Context | None = None, *, check: bool = True):
     ctx = ctx or click.get_current_context()
     s = settings(ctx)
     if s._client is None:
-        s._client = Client(s.endpoints, timeout=s.command_timeout, credentials=s.credentials())
+        user, password = s.credentials_of_user()
+        s._client = Client(s.endpoints, timeout=s.command_timeout, credentials=s.credentials(),
+                           user=user, password=password)
         ctx.find_root().call_on_close(s._client.close)
         if check:
             wait_reachable(s._client, s.dial_timeout)

@@ -137,7 +137,7 @@ def keep_alive_once(c, lease_id: int, timeout: float) -> rpc_pb2.LeaseKeepAliveR
         stub = rpc_pb2_grpc.LeaseStub(rpc.channel(c, index))
         try:
             return next(iter(stub.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]),
-                                                 timeout=timeout)))
+                                                 timeout=timeout, metadata=c.metadata())))
         except grpc.RpcError as e:
             if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
                     and len(c.endpoints) > 1:

@@ -84,6 +84,11 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--client-cert-auth", is_flag=True, help="Require client certificates.")
 @click.option("--listen-metrics-urls", default=None,
               help="URLs serving /metrics and /health over HTTP (https with --cert-file).")
+@click.option("--auth-token", default="simple", show_default=True,
+              help="How auth tokens are made: 'simple' (etcd's default; raftkv has no JWT tokens).")
+@click.option("--auth-token-ttl", type=int, default=300, show_default=True,
+              help="Seconds a simple token lives without use.")
+@click.option("--bcrypt-cost", type=int, default=10, show_default=True, help="bcrypt cost of password hashes.")
 @click.option("--listen-client-http-urls", default=None,
               help="URLs serving etcd's JSON gateway (/v3/kv/range, ...) and /health, /version, /metrics "
                    "(https with --cert-file).")
@@ -138,6 +143,9 @@ def serve(**flags) -> None:
         insecure_peer=flags["insecure_peer"],
         listen_metrics_urls=_urls(flags["listen_metrics_urls"]) or [],
         listen_client_http_urls=_urls(flags["listen_client_http_urls"]) or [],
+        auth_token=flags["auth_token"],
+        auth_token_ttl=flags["auth_token_ttl"],
+        bcrypt_cost=flags["bcrypt_cost"],
     )
     try:
         run(config)
@@ -158,10 +166,11 @@ def shell() -> None:
 
 def _register() -> None:
     from raftkv.cli import (
-        cluster, completion, concurrency, kv, lease, maintenance, member, objects, snapshot, watch,
+        auth, cluster, completion, concurrency, kv, lease, maintenance, member, objects, snapshot, watch,
     )
 
-    for module in (kv, watch, lease, member, maintenance, snapshot, concurrency, cluster, objects, completion):
+    for module in (kv, watch, lease, member, maintenance, auth, snapshot, concurrency, cluster, objects,
+                   completion):
         module.register(cli)
 
 

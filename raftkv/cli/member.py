@@ -168,7 +168,8 @@ def target_endpoints(endpoints_only: bool) -> list[str]:
 def one_client(endpoint: str, s):
     from raftkv.client.remote import Client
 
-    return Client([endpoint], timeout=s.command_timeout, credentials=s.credentials())
+    user, password = s.credentials_of_user()
+    return Client([endpoint], timeout=s.command_timeout, credentials=s.credentials(), user=user, password=password)
 
 
 @dataclass

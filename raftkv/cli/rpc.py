@@ -96,7 +96,7 @@ def call_anywhere(client: Client, stub_class, method: str, message, *, timeout: 
     for index in endpoint_order(client):
         stub = stub_class(channel(client, index))
         try:
-            return getattr(stub, method)(message, timeout=timeout)
+            return getattr(stub, method)(message, timeout=timeout, metadata=client.metadata())
         except grpc.RpcError as e:
             if e.code() in RETRYABLE and len(client.endpoints) > 1:
                 last = e

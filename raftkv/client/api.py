@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from raftkv.client import ops
 from raftkv.client.ops import Bytes
-from raftkv.errors import LeaseNotFound
+from raftkv.errors import LeaseNotFound, NotSupported
 from raftkv.mvcc.requests import (
     AlarmAction,
     AlarmMember,
@@ -232,6 +232,21 @@ class KVClient(abc.ABC):
     def read_barrier(self, timeout: float) -> None:
         """Return once a linearizable read would be answered; raise if not."""
         self.get(b"health")
+
+    # ---- auth (etcd's users and roles; see mvcc/auth.py) -----------------------
+
+    def authorize(self, user: str | None, request: object) -> None:
+        """Raise etcd's error when ``user`` may not make ``request`` (nothing
+        to check while auth is off, or when the store is in another process,
+        which checks for itself)."""
+
+    def user_for_token(self, token: str) -> str | None:
+        """The user an auth token names, or None when it names nobody."""
+        return None
+
+    def authenticate(self, name: str, password: str) -> str:
+        """A token for ``name`` (etcd's Authenticate)."""
+        raise NotSupported("raftkv: this connection cannot authenticate users")
 
     def raft_stats(self) -> RaftStatsSnapshot | None:
         """What the Raft member behind this connection counted (leader

@@ -12,7 +12,10 @@ from collections.abc import Callable, Iterator
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.errors import LeaseNotFound, NoSpace, StoreClosed
+from raftkv.client.passwords import new_token, password_matches
+from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed, AuthResponse
 from raftkv.mvcc.expiry import LeaseDeadlines
+from raftkv.mvcc.tokens import SimpleTokens
 from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
 from raftkv.mvcc.watch import DEFAULT_MAX_PENDING_EVENTS, Watcher, WatchResponse
@@ -106,6 +109,7 @@ class EmbeddedStore(KVClient):
         self._lock = threading.RLock()
         self._clock = clock
         self._deadlines = LeaseDeadlines()
+        self._tokens = SimpleTokens()
         self._applied = 0
         self._closed = threading.Event()
         self._progress_interval = progress_interval
@@ -136,12 +140,30 @@ class EmbeddedStore(KVClient):
             response = self._store.apply(request)
             self._applied += 1
             now = self._clock()
-            if isinstance(request, LeaseGrantRequest):
+            if isinstance(response, AuthResponse):
+                self._tokens.record(request, response, now)
+            elif isinstance(request, LeaseGrantRequest):
                 self._deadlines.start(request.id, response.ttl, now)
                 self._wakeup.set()
             elif isinstance(request, LeaseRevokeRequest):
                 self._deadlines.remove(request.id)
             return response
+
+    def authorize(self, user: str | None, request: object) -> None:
+        with self._lock:
+            self._store.authorize(user, request)
+
+    def user_for_token(self, token: str) -> str | None:
+        with self._lock:
+            return self._tokens.user(token, self._clock())
+
+    def authenticate(self, name: str, password: str) -> str:
+        with self._lock:
+            password_hash = self._store.auth.password_hash_for(name)
+            revision = self._store.auth.revision
+        if not password_matches(password, password_hash):
+            raise AuthFailed()
+        return self.execute(AuthenticateRequest(name, new_token(revision))).token
 
     def lease_keep_alive(self, lease_id: int) -> int:
         with self._lock:

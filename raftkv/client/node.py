@@ -28,6 +28,8 @@ from raftkv.errors import (
     StoreClosed,
     Unhealthy,
 )
+from raftkv.client.passwords import new_token, password_matches
+from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed
 from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, RangeRequest, TxnRequest
 from raftkv.mvcc.store import KVStore, is_read_only
 from raftkv.mvcc.watch import Watcher, WatchResponse
@@ -63,6 +65,7 @@ class Node(KVClient):
             open(marker, "w").close()
         self._member = RaftMember(address, peers, data_dir, config, learner=os.path.exists(marker))
         self._closed = threading.Event()
+        self._auth_current = False
         self._attributes = {"address": address, "name": name, "peer_urls": [f"http://{address}"],
                             "client_urls": list(client_urls or [])}
         threading.Thread(target=self._publish_attributes, name="raftkv-publish", daemon=True).start()
@@ -117,6 +120,32 @@ class Node(KVClient):
     def local_store(self) -> Iterator[KVStore]:
         with self._member.lock:
             yield self._member.store
+
+    # ---- auth --------------------------------------------------------------------
+
+    def authorize(self, user: str | None, request: object) -> None:
+        if not self._auth_current and not self._member.learner:
+            # after a start, the users and roles are those of the whole log only
+            # once it is applied: wait for that once, not before every check
+            self._member.read_barrier()
+            self._auth_current = True
+        with self._member.lock:
+            self._member.store.authorize(user, request)
+
+    def user_for_token(self, token: str) -> str | None:
+        with self._member.lock:
+            return self._member.token_user(token)
+
+    def authenticate(self, name: str, password: str) -> str:
+        self._check_open()
+        member = self._member
+        member.read_barrier()  # as etcd: the password is checked against current state
+        with member.lock:
+            password_hash = member.store.auth.password_hash_for(name)
+            revision = member.store.auth.revision
+        if not password_matches(password, password_hash):
+            raise AuthFailed()
+        return member.propose(AuthenticateRequest(name, new_token(revision))).token
 
     def raft_stats(self) -> RaftStatsSnapshot:
         return self._member.stats.snapshot()

@@ -42,6 +42,7 @@ from raftkv.errors import (
     Unavailable,
     ValueProvided,
 )
+from raftkv.mvcc.auth import AUTH_ERRORS
 from raftkv.mvcc.requests import (
     AlarmMember,
     AlarmRequest,
@@ -64,7 +65,7 @@ from raftkv.wire import request_to_pb, response_from_pb, watch_response_from_pb
 log = logging.getLogger(__name__)
 
 _ERRORS = {cls.message: cls for cls in (
-    Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
+    *AUTH_ERRORS, Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
     LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, MemberNotFound, NoLeader, PeerURLExists,
     NotSupportedForLearner, MemberNotLearner, LearnerNotReady, NoSpace,
     RequestTimedOut, RequestTooLarge, TooManyOps, TooManyRequests, ValueProvided,
@@ -123,7 +124,7 @@ class _RemoteWatch(Watch):
         self.id = -1
         self._requests.put(rpc_pb2.WatchRequest(create_request=request))
         stub = rpc_pb2_grpc.WatchStub(client.channel())
-        self._call = stub.Watch(iter(self._requests.get, None))
+        self._call = stub.Watch(iter(self._requests.get, None), metadata=client.metadata())
         created = next(self._call)
         self.id = created.watch_id
         if created.canceled:
@@ -169,8 +170,12 @@ class _RemoteWatch(Watch):
 
 
 class Client(KVClient):
+    """With ``user`` and ``password``, every call carries a token of that
+    user (etcd's auth), fetched at the first call and again when it expires."""
+
     def __init__(self, endpoints: list[str] | str, *, timeout: float = 10.0,
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
+                 credentials: grpc.ChannelCredentials | None = None,
+                 user: str | None = None, password: str | None = None) -> None:
         if isinstance(endpoints, str):
             endpoints = [e for e in endpoints.split(",") if e]
         if not endpoints:
@@ -182,6 +187,24 @@ class Client(KVClient):
         self._channels: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._user, self._password = user, password
+        self._token: str | None = None
+
+    def metadata(self) -> list[tuple[str, str]]:
+        """What every call carries: the auth token, when the client has a user."""
+        if self._user is None:
+            return []
+        if self._token is None:
+            self._token = self.authenticate(self._user, self._password or "")
+        return [("token", self._token)]
+
+    def authenticate(self, name: str, password: str) -> str:
+        stub = rpc_pb2_grpc.AuthStub(self.channel())
+        try:
+            return stub.Authenticate(rpc_pb2.AuthenticateRequest(name=name, password=password),
+                                     timeout=self.timeout).token
+        except grpc.RpcError as e:
+            raise typed_error(e) from None
 
     @property
     def current_index(self) -> int:
@@ -213,15 +236,21 @@ class Client(KVClient):
         """A unary call of etcd's API (``service``/``method`` by name) on the
         current endpoint, failing over while endpoints are unreachable."""
         last: grpc.RpcError | None = None
-        for attempt in range(len(self.endpoints)):
+        renewed = False
+        attempt = 0
+        while attempt < len(self.endpoints):
             index = (self._current + attempt) % len(self.endpoints)
             stub = getattr(rpc_pb2_grpc, f"{service}Stub")(self.channel(index))
             try:
-                response = getattr(stub, method)(message, timeout=self.timeout)
+                response = getattr(stub, method)(message, timeout=self.timeout, metadata=self.metadata())
             except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.UNAUTHENTICATED and self._user is not None and not renewed:
+                    self._token, renewed = None, True  # the token expired: a new one, once
+                    continue
                 if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
                         and len(self.endpoints) > 1:
                     last = e
+                    attempt += 1
                     continue
                 raise typed_error(e) from None
             self._current = index
@@ -245,7 +274,7 @@ class Client(KVClient):
         stub = rpc_pb2_grpc.LeaseStub(self.channel())
         try:
             responses = stub.LeaseKeepAlive(iter([rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)]),
-                                            timeout=self.timeout)
+                                            timeout=self.timeout, metadata=self.metadata())
             ttl = next(iter(responses)).TTL
         except grpc.RpcError as e:
             raise typed_error(e) from None

@@ -19,6 +19,8 @@ from raftkv.errors import (
     RequestTooLarge,
 )
 from raftkv.mvcc.alarms import AlarmTable
+from raftkv.mvcc.auth import AUTH_REQUESTS, AuthResponse, AuthStore
+from raftkv.mvcc.permissions import authorize
 from raftkv.mvcc.compare import compare_holds
 from raftkv.mvcc.history import History
 from raftkv.mvcc.index import KeyIndex
@@ -109,6 +111,7 @@ class KVStore:
         self._compact_revision = -1
         self._live_keys = 0
         self.alarms = AlarmTable()
+        self.auth = AuthStore()
         self._versions_size = 0  # the quota's cost of every version kept
         self._size = 0  # the high-water mark of size_in_use since the last defragmentation
 
@@ -168,6 +171,7 @@ class KVStore:
             "history": self._history.entries(),
             "leases": [(lease.id, lease.ttl, sorted(lease.keys)) for lease in self.lessor.leases()],
             "alarms": self.alarms.snapshot(),
+            "auth": [self.auth.snapshot()],  # a list, so that a snapshot reader can yield it in turn
         }
 
     def restore(self, state: dict) -> None:
@@ -191,6 +195,7 @@ class KVStore:
             self.lessor.grant(lease_id, ttl).keys.update(keys)
         self.alarms = AlarmTable()
         self.alarms.restore(state.get("alarms", ()))
+        self.auth.restore(next(iter(state.get("auth", ())), None))
         self._size = self.size_in_use
         self._revision = state["revision"]
         self._compact_revision = state["compact_revision"]
@@ -212,6 +217,8 @@ class KVStore:
 
     def apply(self, request: object) -> object:
         """Apply any request; the replicated log's single entry point."""
+        if isinstance(request, AUTH_REQUESTS):
+            return self._apply_auth(request)
         handler = self._handlers.get(type(request))
         if handler is None:
             raise TypeError(f"not a store request: {type(request).__name__}")
@@ -292,6 +299,15 @@ class KVStore:
 
     def alarm(self, request: AlarmRequest) -> AlarmResponse:
         return self.alarms.apply(request)
+
+    def _apply_auth(self, request: object) -> AuthResponse:
+        response = self.auth.apply(request)
+        response.revision = self._revision
+        return response
+
+    def authorize(self, user: str | None, request: object) -> None:
+        """Raise etcd's error if ``user`` may not make ``request`` (auth.py)."""
+        authorize(self.auth, self.lessor, user, request)
 
     _handlers = {
         RangeRequest: range,

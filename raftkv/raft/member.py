@@ -54,9 +54,11 @@ from raftkv.errors import (
     TooManyRequests,
     Unhealthy,
 )
+from raftkv.mvcc.auth import AuthResponse
 from raftkv.mvcc.expiry import LeaseDeadlines
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
+from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL, SimpleTokens
 from raftkv.raft import codec, failpoints
 from raftkv.raft.identity import (
     DataDirError,
@@ -182,6 +184,8 @@ class MemberConfig:
     bind_address: str | None = None
     # the cluster a new data directory belongs to; None: derived from the peers
     cluster_id: int | None = None
+    # seconds an auth token lives without use (etcd's --auth-token-ttl)
+    auth_token_ttl: float = DEFAULT_TOKEN_TTL
 
 
 class RaftMember(SyncObj):
@@ -208,6 +212,8 @@ class RaftMember(SyncObj):
         self.membership = MembershipTable()
         self.removed = threading.Event()  # set when this member learns it was removed
         self.deadlines = LeaseDeadlines()
+        self.tokens = SimpleTokens(self.config.auth_token_ttl)
+        self._tokens_swept = 0.0
         self.stats = RaftStats()
         self._clock = clock
         self._requests: list[Callable[[], None]] = []  # work handed to the tick thread
@@ -475,12 +481,18 @@ class RaftMember(SyncObj):
             except Exception as e:  # a bug: every member fails the same way, so keep going
                 log.exception("apply failed request=%s", type(request).__name__)
                 return RaftKVError(f"raftkv: apply failed: {e}")
-            if isinstance(request, LeaseGrantRequest):
+            if isinstance(response, AuthResponse):
+                self.tokens.record(request, response, now)
+            elif isinstance(request, LeaseGrantRequest):
                 self.deadlines.start(request.id, response.ttl, now)
             elif isinstance(request, LeaseRevokeRequest):
                 self.deadlines.remove(request.id)
                 self._revoking.discard(request.id)
         return response
+
+    def token_user(self, token: str) -> str | None:
+        """The user an auth token names here, or None (call under ``lock``)."""
+        return self.tokens.user(token, self._clock())
 
     # ---- membership ----------------------------------------------------------------
 
@@ -1143,6 +1155,10 @@ class RaftMember(SyncObj):
         now = self._clock()
         self._progress_reads(now)
         self._expire_leases(now)
+        if now - self._tokens_swept > self.config.auth_token_ttl / 10:
+            self._tokens_swept = now
+            with self.lock:
+                self.tokens.expire(now)
         self._drop_removed(now)
         if self.learner:
             self._report_progress(now)

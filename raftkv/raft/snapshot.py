@@ -15,6 +15,7 @@ never runs code.
                                        version the keys above hold, else a whole KeyValue
     ["lease", id, ttl, [key, ...]]
     ["alarm", member_id, alarm_type]
+    ["auth", {enabled, revision, users, roles}]
     ["member", {address, name, peer_urls, client_urls, is_learner}]
 """
 
@@ -89,6 +90,8 @@ def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]
         yield ["lease", lease_id, ttl, list(keys)]
     for member_id, alarm in state["alarms"]:
         yield ["alarm", member_id, alarm]
+    for auth in state["auth"]:
+        yield ["auth", auth]
     for record in membership.snapshot():
         yield ["member", record]
 
@@ -193,8 +196,13 @@ def load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> Sna
             for _, member_id, alarm in records.run("alarm"):
                 yield member_id, alarm
 
+        def auth() -> Iterator[dict]:
+            for _, state in records.run("auth"):
+                yield state
+
         store.restore({"revision": head[1], "compact_revision": head[2],
-                       "keys": keys(), "history": history(), "leases": leases(), "alarms": alarms()})
+                       "keys": keys(), "history": history(), "leases": leases(), "alarms": alarms(),
+                       "auth": auth()})
         membership.restore([record for _, record in records.run("member")])
         if not records.exhausted:
             raise SnapshotError(path, 0, f"an unexpected record: {str(records.take())[:80]}")

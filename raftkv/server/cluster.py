@@ -31,6 +31,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     @grpc_errors
     def MemberAdd(self, request, context):
+        self._ctx.check_admin(context)
         added = self._ctx.kv.member_add(list(request.peerURLs), is_learner=request.isLearner)
         response = rpc_pb2.MemberAddResponse(member=_member_pb(added), members=self._members())
         self._header(response.header)
@@ -38,6 +39,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     @grpc_errors
     def MemberRemove(self, request, context):
+        self._ctx.check_admin(context)
         self._ctx.kv.member_remove(request.ID)
         response = rpc_pb2.MemberRemoveResponse(members=self._members())
         self._header(response.header)
@@ -45,11 +47,13 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     @grpc_errors
     def MemberUpdate(self, request, context):
+        self._ctx.check_admin(context)
         raise NotSupported("raftkv: a member's peer URL is its Raft identity and cannot change; "
                            "remove the member and add it again")
 
     @grpc_errors
     def MemberPromote(self, request, context):
+        self._ctx.check_admin(context)
         self._ctx.kv.member_promote(request.ID)
         response = rpc_pb2.MemberPromoteResponse(members=self._members())
         self._header(response.header)

@@ -52,6 +52,7 @@ class Caller:
     """The liveness of one RPC's caller (set from the server's loop when the call ends)."""
 
     def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self.context = context
         self.gone = threading.Event()
         context.add_done_callback(lambda _call: self.gone.set())
 

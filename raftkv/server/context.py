@@ -9,8 +9,11 @@ from dataclasses import dataclass
 
 import grpc
 
+from raftkv.client.acting import ActingAs
 from raftkv.client.api import KVClient
+from raftkv.client.passwords import DEFAULT_BCRYPT_COST
 from raftkv.errors import RaftKVError
+from raftkv.mvcc.auth import InvalidAuthToken, PermissionDenied
 from raftkv.mvcc.store import KVStore
 from raftkv.wire import ResponseHeader
 
@@ -25,6 +28,7 @@ class ServerContext:
     name: str
     client_urls: list[str]
     peer_urls: list[str]
+    bcrypt_cost: int = DEFAULT_BCRYPT_COST
 
     def header(self) -> ResponseHeader:
         return ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id, raft_term=self.kv.raft_term())
@@ -33,6 +37,40 @@ class ServerContext:
         """This member's own KV store, held under its lock for the ``with``
         block; None when the store is reachable only through requests."""
         return self.kv.local_store()
+
+    # ---- auth ------------------------------------------------------------------
+
+    def auth_enabled(self) -> bool:
+        with self.local_store() as store:
+            return store is not None and store.auth.enabled
+
+    def user(self, context) -> str | None:
+        """Who makes a call, as etcd decides it: the user of the call's token
+        (metadata "token", or "authorization" from the JSON gateway), else
+        the common name of its client certificate; None while auth is off."""
+        if not self.auth_enabled():
+            return None
+        metadata = dict(context.invocation_metadata() or ())
+        token = metadata.get("token") or metadata.get("authorization")
+        if token:
+            user = self.kv.user_for_token(token)
+            if user is None:
+                raise InvalidAuthToken()
+            return user
+        names = (context.auth_context() or {}).get("x509_common_name") or []
+        return names[0].decode() if names else None
+
+    def kv_for(self, context) -> KVClient:
+        """The store, used on behalf of the call's user."""
+        user = self.user(context)
+        return self.kv if user is None and not self.auth_enabled() else ActingAs(self.kv, user)
+
+    def check_admin(self, context, error: type[RaftKVError] = PermissionDenied) -> None:
+        """etcd's admin check (the root role) for calls that change the cluster or read all of it."""
+        user = self.user(context)
+        with self.local_store() as store:
+            if store is not None:
+                store.auth.check_admin(user, error)
 
 
 def grpc_errors(method):

@@ -58,7 +58,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
 
     @recipe_call
     def Campaign(self, request, caller: Caller):
-        kv = self._ctx.kv
+        kv = self._ctx.kv_for(caller.context)
         lease = session_lease(kv, request.lease)
         prefix = request.name + b"/"
         key = owner_key(prefix, lease)
@@ -74,14 +74,14 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
             revision = existing.create_revision
             if existing.value != request.value:
                 try:
-                    self._proclaim(key, revision, lease, request.value)
+                    self._proclaim(kv, key, revision, lease, request.value)
                 except RaftKVError:
-                    self._resign(key, revision)
+                    self._resign(kv, key, revision)
                     raise
         try:
             wait_deletes(kv, prefix, revision - 1, caller)
         except Canceled:
-            self._resign(key, revision)
+            self._resign(kv, key, revision)
             raise
         out = v3election_pb2.CampaignResponse(leader=v3election_pb2.LeaderKey(
             name=request.name, key=key, rev=revision, lease=lease))
@@ -93,13 +93,14 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
         if not request.HasField("leader"):
             raise MissingLeaderKey()
         leader = request.leader
-        revision = self._proclaim(leader.key, leader.rev, leader.lease, request.value)
+        revision = self._proclaim(self._ctx.kv_for(caller.context), leader.key, leader.rev, leader.lease,
+                                  request.value)
         out = v3election_pb2.ProclaimResponse()
         self._header(out.header, revision)
         return out
 
-    def _proclaim(self, key: bytes, create_revision: int, lease: int, value: bytes) -> int:
-        response = self._ctx.kv.execute(ops.txn(
+    def _proclaim(self, kv, key: bytes, create_revision: int, lease: int, value: bytes) -> int:
+        response = kv.execute(ops.txn(
             [ops.create_revision(key) == create_revision],
             [ops.put(key, value, lease=lease)],
             [],
@@ -112,15 +113,16 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     def Resign(self, request, caller: Caller):
         if not request.HasField("leader"):
             raise MissingLeaderKey()
-        revision = self._resign(request.leader.key, request.leader.rev, quiet=False)
+        revision = self._resign(self._ctx.kv_for(caller.context), request.leader.key, request.leader.rev,
+                                quiet=False)
         out = v3election_pb2.ResignResponse()
         self._header(out.header, revision)
         return out
 
-    def _resign(self, key: bytes, create_revision: int, quiet: bool = True) -> int:
+    def _resign(self, kv, key: bytes, create_revision: int, quiet: bool = True) -> int:
         """Delete the leader key if it is still this leadership's; the revision read."""
         try:
-            return self._ctx.kv.execute(ops.txn(
+            return kv.execute(ops.txn(
                 [ops.create_revision(key) == create_revision], [ops.delete(key)], [],
             )).revision
         except RaftKVError as e:
@@ -133,7 +135,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
 
     @recipe_call
     def Leader(self, request, caller: Caller):
-        response = self._ctx.kv.execute(first_created(request.name + b"/"))
+        response = self._ctx.kv_for(caller.context).execute(first_created(request.name + b"/"))
         if not response.kvs:
             raise ElectionNoLeader()
         return self._leader_response(response.revision, response.kvs[0])
@@ -147,7 +149,7 @@ class ElectionService(v3election_pb2_grpc.ElectionServicer):
     def Observe(self, request, caller: Caller):
         """Every leader's proposals in order: the current leader's value, its
         updates, and when its key goes, the next leader's."""
-        kv = self._ctx.kv
+        kv = self._ctx.kv_for(caller.context)
         prefix = request.name + b"/"
         try:
             while caller.active:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from raftkv.errors import Compacted, FutureRevision
 from raftkv.mvcc.store import KVStore
 from raftkv.mvcc.types import KeyValue
+from raftkv.raft import codec
 
 _LENGTH = struct.Struct(">I")
 _NUMBERS = struct.Struct(">qqqq")
@@ -38,6 +39,7 @@ _KEYS_TAG = b"raftkv/keys\x00"
 _LEASES_TAG = b"raftkv/leases\x00"
 _STATE_TAG = b"raftkv/state\x00"
 _ALARMS_TAG = b"raftkv/alarms\x00"
+_AUTH_TAG = b"raftkv/auth\x00"
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ def hash_all(store: KVStore) -> KVHash:
     crc.feed(_ALARMS_TAG)
     for member_id, alarm in state["alarms"]:
         crc.feed(_ALARM.pack(member_id, alarm))
+    crc.feed(_AUTH_TAG)
+    crc.feed(codec.encode(state["auth"]))
     crc.feed(_STATE_TAG)
     crc.feed(_REVISIONS.pack(state["revision"], state["compact_revision"]))
     return KVHash(hash=crc.value, revision=state["revision"],

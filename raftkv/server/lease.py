@@ -24,14 +24,14 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
 
     @grpc_errors
     def LeaseGrant(self, request, context):
-        granted = self._ctx.kv.execute(LeaseGrantRequest(ttl=request.TTL, id=request.ID))
+        granted = self._ctx.kv_for(context).execute(LeaseGrantRequest(ttl=request.TTL, id=request.ID))
         response = rpc_pb2.LeaseGrantResponse(ID=granted.id, TTL=granted.ttl)
         _fill_header(response.header, granted.revision, self._ctx.header())
         return response
 
     @grpc_errors
     def LeaseRevoke(self, request, context):
-        revoked = self._ctx.kv.execute(LeaseRevokeRequest(request.ID))
+        revoked = self._ctx.kv_for(context).execute(LeaseRevokeRequest(request.ID))
         response = rpc_pb2.LeaseRevokeResponse()
         _fill_header(response.header, revoked.revision, self._ctx.header())
         return response

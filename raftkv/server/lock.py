@@ -40,7 +40,7 @@ class LockService(v3lock_pb2_grpc.LockServicer):
 
     @recipe_call
     def Lock(self, request, caller: Caller):
-        kv = self._ctx.kv
+        kv = self._ctx.kv_for(caller.context)
         lease = session_lease(kv, request.lease)
         prefix = request.name + b"/"
         key = owner_key(prefix, lease)
@@ -61,21 +61,22 @@ class LockService(v3lock_pb2_grpc.LockServicer):
             try:
                 response_revision = wait_deletes(kv, prefix, revision - 1, caller).revision
             except (RaftKVError, Canceled):
-                self._give_up(key)
+                self._give_up(kv, key)
                 raise
         out = v3lock_pb2.LockResponse(key=key)
         self._header(out.header, response_revision)
         return out
 
-    def _give_up(self, key: bytes) -> None:
+    @staticmethod
+    def _give_up(kv, key: bytes) -> None:
         try:
-            self._ctx.kv.delete(key)
+            kv.delete(key)
         except RaftKVError as e:
             log.info("could not take a waiting lock key back key=%r error=%s", key, e)
 
     @recipe_call
     def Unlock(self, request, caller: Caller):
-        response = self._ctx.kv.delete(request.key)
+        response = self._ctx.kv_for(caller.context).delete(request.key)
         out = v3lock_pb2.UnlockResponse()
         self._header(out.header, response.revision)
         return out

@@ -11,6 +11,7 @@ import grpc
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.client import ops
 from raftkv.errors import Compacted, FutureRevision, NoLeader, RaftKVError
+from raftkv.mvcc.auth import AdminPermissionDenied
 from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType
 from raftkv.raft.membership import member_id
 from raftkv.server import hashing, snapshot
@@ -73,6 +74,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @grpc_errors
     def Hash(self, request, context):
+        self._ctx.check_admin(context, AdminPermissionDenied)
         ctx = self._ctx
         with ctx.local_store() as store:
             result = hashing.hash_all(store) if store is not None else None
@@ -84,6 +86,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @grpc_errors
     def HashKV(self, request, context):
+        self._ctx.check_admin(context, AdminPermissionDenied)
         ctx = self._ctx
         with ctx.local_store() as store:
             result = hashing.hash_kv(store, request.revision) if store is not None else None
@@ -111,6 +114,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         streamed from it: a slow reader holds disk, not memory."""
         with tempfile.TemporaryFile(prefix="raftkv-snapshot-") as f:
             try:
+                await self._blocking(self._ctx.check_admin, context, AdminPermissionDenied)
                 total = await self._blocking(lambda: snapshot.write(f, snapshot.capture(self._ctx)))
             except RaftKVError as e:
                 await context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
@@ -141,6 +145,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     def Defragment(self, request, context):
         # the size a defragmentation brings down is a model (mvcc/quota.py);
         # etcd answers with an empty message too
+        self._ctx.check_admin(context, AdminPermissionDenied)
         self._ctx.kv.defragment()
         log.info("defragmented")
         return rpc_pb2.DefragmentResponse()
@@ -149,6 +154,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
     @grpc_errors
     def MoveLeader(self, request, context):
+        self._ctx.check_admin(context, AdminPermissionDenied)
         member = getattr(self._ctx.kv, "member", None)
         if member is None or not hasattr(member, "transfer_leadership"):
             raise NotLeader()  # not a Raft member: it never leads

@@ -24,6 +24,8 @@ from raftkv.raft.member import MemberConfig
 from raftkv.raft.membership import member_id, records_from_json
 from raftkv.raft.peer_auth import PeerSecurity, is_loopback
 from raftkv.raft.transport import query_members
+from raftkv.client.passwords import DEFAULT_BCRYPT_COST
+from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL
 from raftkv.server.context import ServerContext
 from raftkv.server.gateway import GatewayServer
 from raftkv.server.http import MetricsHTTPServer
@@ -68,6 +70,9 @@ class ServeConfig:
     insecure_peer: bool = False
     listen_metrics_urls: list[str] = field(default_factory=list)
     listen_client_http_urls: list[str] = field(default_factory=list)
+    auth_token: str = "simple"
+    auth_token_ttl: int = DEFAULT_TOKEN_TTL
+    bcrypt_cost: int = DEFAULT_BCRYPT_COST
 
 
 def host_port(url: str) -> str:
@@ -158,6 +163,11 @@ class Member:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
+        if config.auth_token.split(",")[0] != "simple":
+            raise ConfigError(f"--auth-token {config.auth_token!r}: raftkv issues simple tokens only "
+                              "(etcd's default, 'simple')")
+        if not 4 <= config.bcrypt_cost <= 31:
+            raise ConfigError(f"--bcrypt-cost {config.bcrypt_cost}: must be between 4 and 31")
         advertise_peers = config.initial_advertise_peer_urls or config.listen_peer_urls
         self.peer_address = host_port(advertise_peers[0])
         members = parse_initial_cluster(
@@ -190,6 +200,7 @@ class Member:
             limits=StoreLimits(max_request_bytes=config.max_request_bytes,
                                quota_backend_bytes=config.quota_backend_bytes),
             cluster_id=new_cluster_id,
+            auth_token_ttl=config.auth_token_ttl,
         )
         client_urls = config.advertise_client_urls or config.listen_client_urls
         try:
@@ -204,6 +215,7 @@ class Member:
             name=config.name,
             client_urls=client_urls,
             peer_urls=advertise_peers,
+            bcrypt_cost=config.bcrypt_cost,
         )
         # a serve process exports etcd's series only, without the *_created
         # companions prometheus-client adds by default

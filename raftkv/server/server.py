@@ -12,6 +12,7 @@ from raftkv._proto.etcdserverpb import rpc_pb2_grpc
 from raftkv._proto.v3electionpb import v3election_pb2_grpc
 from raftkv._proto.v3lockpb import v3lock_pb2_grpc
 from raftkv.server.aio import Blocking, GrpcServer
+from raftkv.server.auth import AuthService
 from raftkv.server.cluster import ClusterService
 from raftkv.server.context import ServerContext
 from raftkv.server.decoding import EtcdDecodeErrors
@@ -46,6 +47,7 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(ctx, blocking, max_request_bytes), server)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx, blocking), server)
         rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(ctx), server)
+        rpc_pb2_grpc.add_AuthServicer_to_server(AuthService(ctx), server)
         v3lock_pb2_grpc.add_LockServicer_to_server(LockService(ctx, recipes), server)
         v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(ctx, recipes), server)
         health_servicer = health.aio.HealthServicer()

@@ -15,7 +15,9 @@ from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv._proto.mvccpb import kv_pb2
 from raftkv.client.embedded import EmbeddedWatch
 from raftkv.errors import RaftKVError
+from raftkv.mvcc.auth import PermissionDenied
 from raftkv.mvcc.index import ALL_KEYS_FROM
+from raftkv.mvcc.requests import RangeRequest
 from raftkv.mvcc.types import Event
 from raftkv.mvcc.watch import WatchResponse
 from raftkv.server.aio import Blocking, LoopEvent
@@ -33,6 +35,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 # Answers (created, canceled, progress) a stream holds for a client that
 # does not read them; past this, it stops reading the client's requests.
 MAX_QUEUED_ANSWERS = 1024
+WATCH_PERMISSION_DENIED = f"rpc error: code = PermissionDenied desc = {PermissionDenied.message}"
 
 
 class _Stream:
@@ -43,8 +46,9 @@ class _Stream:
     one message. Everything here runs on the server's event loop; the
     member's store is reached through ``blocking``."""
 
-    def __init__(self, ctx: ServerContext, blocking: Blocking, max_request_bytes: int) -> None:
+    def __init__(self, ctx: ServerContext, blocking: Blocking, max_request_bytes: int, context=None) -> None:
         self.ctx = ctx
+        self.context = context  # the call's, for who makes it (auth)
         self.blocking = blocking
         self.max_request_bytes = max_request_bytes
         self.ready = LoopEvent()
@@ -69,6 +73,15 @@ class _Stream:
     def _revision(self) -> int:
         return self.ctx.kv.status().revision
 
+    def _denied(self, key: bytes, range_end: bytes) -> bool:
+        if self.context is None:
+            return False
+        try:
+            self.ctx.kv.authorize(self.ctx.user(self.context), RangeRequest(key, range_end))
+        except RaftKVError:
+            return True
+        return False
+
     async def create(self, request) -> None:
         no_put = rpc_pb2.WatchCreateRequest.NOPUT in request.filters
         no_delete = rpc_pb2.WatchCreateRequest.NODELETE in request.filters
@@ -77,6 +90,12 @@ class _Stream:
             # etcd refuses it without spending an id: created and canceled at once, id -1
             self._answer(await self.blocking(self._revision), -1, first=True, created=True, canceled=True,
                          cancel_reason="mvcc: watcher range is empty")
+            return
+        if await self.blocking(self._denied, key, request.range_end):
+            # etcd: created and canceled at once, id -1, whatever the auth failure was;
+            # its reason is the text of etcd's gRPC error, status prefix included
+            self._answer(await self.blocking(self._revision), -1, first=True, created=True,
+                         canceled=True, cancel_reason=WATCH_PERMISSION_DENIED)
             return
         if request.watch_id == 0:  # etcd: 0 asks for the lowest unused id
             while self.next_id in self.watches:
@@ -290,7 +309,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
         self._max_request_bytes = max_request_bytes
 
     async def Watch(self, request_iterator, context):
-        stream = _Stream(self._ctx, self._blocking, self._max_request_bytes)
+        stream = _Stream(self._ctx, self._blocking, self._max_request_bytes, context)
         reader = asyncio.get_running_loop().create_task(_read_requests(stream, request_iterator, context))
         try:
             async for message in stream.messages():

@@ -153,13 +153,8 @@ MAINTENANCE = {
 
 
 @pytest.mark.parametrize("name", list(MAINTENANCE))
-def test_other_maintenance_commands(pair, name, request):
-    """Commands outside the brief's core set: recorded for the report, xfail where raftkv lacks them."""
+def test_other_maintenance_commands(pair, name):
     args = MAINTENANCE[name]
-    rk = pair.raftkv.ctl(*args)
-    if rk.rc != 0:
-        request.node.add_marker(pytest.mark.xfail(
-            strict=True, reason=f"raftkv: etcdctl {' '.join(args)} fails: {rk.err.strip()}"))
     run_both(pair, lambda s: s.ctl(*args))
 
 

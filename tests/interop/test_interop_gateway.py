@@ -58,9 +58,10 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def curl(gw: Gateway, path: str, body: str | None = None, *, method: str = "POST", seconds: float = 5) -> tuple[int, str]:
+def curl(gw: Gateway, path: str, body: str | None = None, *, method: str = "POST", seconds: float = 5,
+         token: str | None = None) -> tuple[int, str]:
     args = ["curl", "-s", "-N", "--max-time", str(seconds), "-o", "-", "-w", "\n%{http_code}", "-X", method,
-            gw.url + path]
+            gw.url + path, *(["-H", f"Authorization: {token}"] if token else [])]
     if body is not None:
         args += ["-d", body]
     out = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 10, check=False).stdout
@@ -137,6 +138,40 @@ def walkthrough(gw: Gateway) -> None:
 def test_curl_walkthrough(gateways):
     for gw in gateways:
         walkthrough(gw)
+    compare(*gateways)
+
+
+def auth_walkthrough(gw: Gateway) -> None:
+    record(gw, "/v3/auth/enable", "{}")
+    record(gw, "/v3/auth/user/add", json.dumps({"name": "root", "password": "rootpw"}))
+    record(gw, "/v3/auth/role/add", json.dumps({"name": "root"}))
+    record(gw, "/v3/auth/user/grant", json.dumps({"user": "root", "role": "root"}))
+    record(gw, "/v3/auth/enable", "{}")
+    record(gw, "/v3/kv/put", json.dumps({"key": b64("k"), "value": b64("v")}))
+    record(gw, "/v3/auth/authenticate", json.dumps({"name": "root", "password": "wrong"}))
+    token = json.loads(curl(gw, "/v3/auth/authenticate", json.dumps({"name": "root", "password": "rootpw"}))[1])
+    gw.steps.append(f"authenticate: a token {bool(token.get('token'))}")
+    root = token["token"]
+    record(gw, "/v3/kv/put", json.dumps({"key": b64("k"), "value": b64("v")}), token=root)
+    record(gw, "/v3/kv/range", json.dumps({"key": b64("k")}), token="not-a-token")
+    record(gw, "/v3/auth/user/add", json.dumps({"name": "u", "password": "pw"}), token=root)
+    record(gw, "/v3/auth/role/add", json.dumps({"name": "r"}), token=root)
+    record(gw, "/v3/auth/role/grant", json.dumps({"name": "r", "perm": {"permType": "READ", "key": b64("k")}}),
+           token=root)
+    record(gw, "/v3/auth/user/grant", json.dumps({"user": "u", "role": "r"}), token=root)
+    record(gw, "/v3/auth/role/get", json.dumps({"role": "r"}), token=root)
+    record(gw, "/v3/auth/user/list", "{}", token=root)
+    user = json.loads(curl(gw, "/v3/auth/authenticate", json.dumps({"name": "u", "password": "pw"}))[1])["token"]
+    record(gw, "/v3/kv/range", json.dumps({"key": b64("k")}), token=user)
+    record(gw, "/v3/kv/put", json.dumps({"key": b64("k"), "value": b64("w")}), token=user)
+    record(gw, "/v3/auth/user/list", "{}", token=user)
+    record(gw, "/v3/watch", json.dumps({"create_request": {"key": b64("other")}}), token=user, seconds=2)
+    record(gw, "/v3/auth/disable", "{}", token=root)
+
+
+def test_curl_auth(gateways):
+    for gw in gateways:
+        auth_walkthrough(gw)
     compare(*gateways)
 
 

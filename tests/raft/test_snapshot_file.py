@@ -18,6 +18,7 @@ from raftkv.mvcc.requests import (
     PutRequest,
     TxnRequest,
 )
+from raftkv.mvcc import auth
 from raftkv.mvcc.store import KVStore
 from raftkv.raft import codec
 from raftkv.raft.membership import MembershipTable
@@ -38,6 +39,11 @@ def busy_store() -> KVStore:
     store.apply(CompactionRequest(revision=20))
     store.apply(PutRequest(b"k05", b"after compaction"))
     store.apply(AlarmRequest(AlarmAction.ACTIVATE, 2**64 - 1, AlarmType.NOSPACE))
+    store.apply(auth.UserAddRequest("root", b"$2b$10$hash"))
+    store.apply(auth.RoleAddRequest("r"))
+    store.apply(auth.RoleGrantPermissionRequest("r", auth.Permission(b"a", b"b", auth.PermissionType.WRITE)))
+    store.apply(auth.UserGrantRoleRequest("root", "root"))
+    store.apply(auth.AuthEnableRequest())
     return store
 
 
@@ -64,6 +70,7 @@ def test_the_state_round_trips(written):
     assert (meta.index, meta.term, meta.entries, meta.cluster_id) == (42, 3, ENTRIES, 0xABC)
     assert restored.snapshot() == store.snapshot()
     assert restored.alarms.raised() and restored.size_in_use == store.size_in_use
+    assert restored.auth.enabled and restored.auth.snapshot() == store.auth.snapshot()
     assert table.snapshot() == members.snapshot()
     # history and keys share their versions, as in a store that applied the log
     revision, changes = next(iter(restored.history_since(restored.revision)))

@@ -1,0 +1,61 @@
+"""Auth through the Python API: in memory and durable, users that survive a
+restart, tokens, and the checks a connection makes for a user."""
+
+from __future__ import annotations
+
+import pytest
+
+import raftkv
+from raftkv.client.acting import ActingAs
+from raftkv.client.passwords import hash_password
+from raftkv.mvcc import PutRequest, RangeRequest
+from raftkv.mvcc import auth as a
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def set_up(kv) -> None:
+    kv.execute(a.UserAddRequest("root", hash_password("rootpw", 4)))
+    kv.execute(a.UserGrantRoleRequest("root", "root"))
+    kv.execute(a.UserAddRequest("u", hash_password("pw", 4)))
+    kv.execute(a.RoleAddRequest("r"))
+    kv.execute(a.RoleGrantPermissionRequest("r", a.Permission(b"app/", b"app0", a.PermissionType.READWRITE)))
+    kv.execute(a.UserGrantRoleRequest("u", "r"))
+    kv.execute(a.AuthEnableRequest())
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_tokens_and_checks(tmp_path, durable):
+    with (raftkv.open(str(tmp_path / "s")) if durable else raftkv.open()) as kv:
+        with pytest.raises(a.AuthNotEnabled):
+            kv.authenticate("root", "rootpw")
+        set_up(kv)
+        with pytest.raises(a.AuthFailed):
+            kv.authenticate("u", "wrong")
+        token = kv.authenticate("u", "pw")
+        assert kv.user_for_token(token) == "u" and kv.user_for_token("nope") is None
+        as_u = ActingAs(kv, "u")
+        as_u.put("app/x", "1")
+        with pytest.raises(a.PermissionDenied):
+            as_u.put("other", "1")
+        with pytest.raises(a.PermissionDenied):
+            as_u.watch("other")
+        with pytest.raises(a.UserEmpty):
+            ActingAs(kv, None).get("app/x")
+        with pytest.raises(a.PermissionDenied):
+            as_u.execute(a.UserListRequest())
+        kv.execute(a.UserChangePasswordRequest("u", hash_password("pw2", 4)))
+        assert kv.user_for_token(token) is None  # a new password ends the old tokens
+        kv.authorize("root", PutRequest(b"anything"))
+
+
+def test_users_and_roles_survive_a_restart(tmp_path):
+    path = str(tmp_path / "s")
+    with raftkv.open(path) as kv:
+        set_up(kv)
+    with raftkv.open(path) as kv:
+        token = kv.authenticate("u", "pw")
+        assert kv.user_for_token(token) == "u"
+        kv.authorize("u", RangeRequest(b"app/a"))
+        with pytest.raises(a.PermissionDenied):
+            kv.authorize("u", RangeRequest(b"zzz"))
