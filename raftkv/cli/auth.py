@@ -10,8 +10,8 @@ from raftkv._proto.authpb import auth_pb2
 from raftkv._proto.etcdserverpb import rpc_pb2
 from raftkv.cli import output, rpc
 from raftkv.cli.context import client, group, write_out
-from raftkv.mvcc.index import prefix_end
 from raftkv.mvcc.auth import RootRoleNotExist
+from raftkv.mvcc.index import prefix_end
 
 
 def register(cli: click.Group) -> None:

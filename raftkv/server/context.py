@@ -50,6 +50,9 @@ class ServerContext:
         the common name of its client certificate; None while auth is off."""
         if not self.auth_enabled():
             return None
+        return self._caller(context)
+
+    def _caller(self, context) -> str | None:
         metadata = dict(context.invocation_metadata() or ())
         token = metadata.get("token") or metadata.get("authorization")
         if token:
@@ -61,9 +64,10 @@ class ServerContext:
         return names[0].decode() if names else None
 
     def kv_for(self, context) -> KVClient:
-        """The store, used on behalf of the call's user."""
-        user = self.user(context)
-        return self.kv if user is None and not self.auth_enabled() else ActingAs(self.kv, user)
+        """The store, used on behalf of the call's user (as it is while auth is off)."""
+        if not self.auth_enabled():
+            return self.kv
+        return ActingAs(self.kv, self._caller(context))
 
     def check_admin(self, context, error: type[RaftKVError] = PermissionDenied) -> None:
         """etcd's admin check (the root role) for calls that change the cluster or read all of it."""

@@ -4,7 +4,6 @@ session runs with raftkv's command on one member and with etcdctl on another."""
 from __future__ import annotations
 
 import pytest
-
 from cli_helpers import ETCDCTL_MISSING, HAVE_ETCDCTL, etcdctl, invoke
 
 from raftkv.cluster.local import LocalCluster

@@ -5,7 +5,6 @@ what a user without the root role may not do, and disabling it again."""
 from __future__ import annotations
 
 import pytest
-
 from interop_tools import Session, run_both
 
 pytestmark = pytest.mark.timeout(180)

@@ -245,3 +245,33 @@ def test_server_tls_without_client_auth(tls_member, pki):
     untrusting = grpc.ssl_channel_credentials(root_certificates=pki.rogue_cert.read_bytes())
     with grpc.secure_channel(endpoint, untrusting) as ch:
         _refused(lambda: rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"k"), timeout=5))
+
+
+@pytest.mark.timeout(90)
+def test_with_auth_on_a_client_certificate_names_its_user(tls_member, pki):
+    """etcd's rule: no token, a client certificate: its common name is the user."""
+    from raftkv._proto.authpb import auth_pb2
+
+    cluster, _ = tls_member(client_cert_auth=True)
+    with grpc.secure_channel(cluster.members[0].endpoint, _credentials(pki, pki.client_cert, pki.client_key)) as ch:
+        auth, kv = rpc_pb2_grpc.AuthStub(ch), rpc_pb2_grpc.KVStub(ch)
+        auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="root", password="rootpw"), timeout=10)
+        auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="root", role="root"), timeout=10)
+        auth.UserAdd(rpc_pb2.AuthUserAddRequest(name="client", options=auth_pb2.UserAddOptions(no_password=True)),
+                     timeout=10)
+        auth.RoleAdd(rpc_pb2.AuthRoleAddRequest(name="r"), timeout=10)
+        auth.RoleGrantPermission(rpc_pb2.AuthRoleGrantPermissionRequest(name="r", perm=auth_pb2.Permission(
+            permType=auth_pb2.Permission.READWRITE, key=b"cn/", range_end=b"cn0")), timeout=10)
+        auth.UserGrantRole(rpc_pb2.AuthUserGrantRoleRequest(user="client", role="r"), timeout=10)
+        auth.AuthEnable(rpc_pb2.AuthEnableRequest(), timeout=10)
+
+        kv.Put(rpc_pb2.PutRequest(key=b"cn/x", value=b"1"), timeout=10)  # as "client", its CN
+        with pytest.raises(grpc.RpcError) as denied:
+            kv.Put(rpc_pb2.PutRequest(key=b"other", value=b"1"), timeout=10)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.RpcError) as no_password:
+            auth.Authenticate(rpc_pb2.AuthenticateRequest(name="client", password=""), timeout=10)
+        assert no_password.value.details() == "etcdserver: authentication failed, invalid user ID or password"
+        # a token names its own user, whatever the certificate says
+        token = auth.Authenticate(rpc_pb2.AuthenticateRequest(name="root", password="rootpw"), timeout=10).token
+        kv.Put(rpc_pb2.PutRequest(key=b"other", value=b"1"), metadata=[("token", token)], timeout=10)
