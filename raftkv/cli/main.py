@@ -166,11 +166,11 @@ def shell() -> None:
 
 def _register() -> None:
     from raftkv.cli import (
-        auth, cluster, completion, concurrency, kv, lease, maintenance, member, objects, snapshot, watch,
+        apiserver, auth, cluster, completion, concurrency, kv, lease, maintenance, member, objects, snapshot, watch,
     )
 
     for module in (kv, watch, lease, member, maintenance, auth, snapshot, concurrency, cluster, objects,
-                   completion):
+                   apiserver, completion):
         module.register(cli)
 
 

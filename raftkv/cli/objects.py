@@ -6,7 +6,6 @@ raftkv.objects.ObjectStore on the cluster at --endpoints.
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import sys
@@ -20,6 +19,7 @@ import yaml
 from raftkv.cli import output
 from raftkv.cli.context import CLIError, client, group
 from raftkv.cli.watch import interruptible
+from raftkv.objects.columns import COLUMNS, WIDE, age, field, labels_text
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 OUTPUTS = ("wide", "json", "yaml", "name")
@@ -238,166 +238,6 @@ def create(filenames: tuple[str, ...], recursive: bool, namespace: str | None, d
 
 # ---- columns ------------------------------------------------------------------------------
 
-def human_age(seconds: float) -> str:
-    """kubectl's HumanDuration."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        rest = (hours // 24) % 365
-        return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
-def age(o: dict[str, Any]) -> str:
-    stamp = o.get("metadata", {}).get("creationTimestamp")
-    if not stamp:
-        return "<unknown>"
-    try:
-        created = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
-        return "<unknown>"
-    return human_age(time.time() - created)
-
-
-def _g(o: dict[str, Any], *path: str, default: Any = None) -> Any:
-    for p in path:
-        if not isinstance(o, dict):
-            return default
-        o = o.get(p)
-        if o is None:
-            return default
-    return o
-
-
-def _selector_text(selector: Any) -> str:
-    if not selector:
-        return "<none>"
-    if isinstance(selector, dict) and ("matchLabels" in selector or "matchExpressions" in selector):
-        parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-        for e in selector.get("matchExpressions") or []:
-            op, values = e.get("operator"), ",".join(e.get("values") or [])
-            parts.append({"In": f"{e.get('key')} in ({values})", "NotIn": f"{e.get('key')} notin ({values})",
-                          "Exists": e.get("key"), "DoesNotExist": f"!{e.get('key')}"}.get(op, str(e)))
-        return ",".join(parts) or "<none>"
-    if isinstance(selector, dict):
-        return ",".join(f"{k}={v}" for k, v in selector.items()) or "<none>"
-    return str(selector)
-
-
-def _containers(o: dict[str, Any]) -> list[dict[str, Any]]:
-    spec = _g(o, "spec", "template", "spec") or _g(o, "spec") or {}
-    return [c for c in spec.get("containers") or [] if isinstance(c, dict)]
-
-
-def _ports(o: dict[str, Any]) -> str:
-    ports = []
-    for p in _g(o, "spec", "ports", default=[]) or []:
-        text = str(p.get("port", ""))
-        if p.get("nodePort"):
-            text += f":{p['nodePort']}"
-        ports.append(f"{text}/{p.get('protocol', 'TCP')}")
-    return ",".join(ports) or "<none>"
-
-
-def _ready_containers(o: dict[str, Any]) -> int:
-    return sum(1 for s in _g(o, "status", "containerStatuses", default=[]) or [] if s.get("ready"))
-
-
-def _labels(o: dict[str, Any]) -> str:
-    labels = _g(o, "metadata", "labels") or {}
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
-
-
-def _workload_ready(o: dict[str, Any]) -> str:
-    return f"{_g(o, 'status', 'readyReplicas', default=0)}/{_g(o, 'spec', 'replicas', default=1)}"
-
-
-# (header, value) columns per kind; the wide ones come after, before AGE moves last
-COLUMNS: dict[str, list[tuple[str, Any]]] = {
-    "Deployment": [("READY", _workload_ready),
-                   ("UP-TO-DATE", lambda o: _g(o, "status", "updatedReplicas", default=0)),
-                   ("AVAILABLE", lambda o: _g(o, "status", "availableReplicas", default=0))],
-    "ReplicaSet": [("DESIRED", lambda o: _g(o, "spec", "replicas", default=1)),
-                   ("CURRENT", lambda o: _g(o, "status", "replicas", default=0)),
-                   ("READY", lambda o: _g(o, "status", "readyReplicas", default=0))],
-    "StatefulSet": [("READY", _workload_ready)],
-    "DaemonSet": [("DESIRED", lambda o: _g(o, "status", "desiredNumberScheduled", default=0)),
-                  ("CURRENT", lambda o: _g(o, "status", "currentNumberScheduled", default=0)),
-                  ("READY", lambda o: _g(o, "status", "numberReady", default=0)),
-                  ("UP-TO-DATE", lambda o: _g(o, "status", "updatedNumberScheduled", default=0)),
-                  ("AVAILABLE", lambda o: _g(o, "status", "numberAvailable", default=0)),
-                  ("NODE SELECTOR", lambda o: _selector_text(_g(o, "spec", "template", "spec",
-                                                                "nodeSelector")))],
-    "Pod": [("READY", lambda o: f"{_ready_containers(o)}/{len(_containers(o))}"),
-            ("STATUS", lambda o: _g(o, "status", "phase", default="Pending")),
-            ("RESTARTS", lambda o: sum(int(s.get("restartCount", 0))
-                                       for s in _g(o, "status", "containerStatuses", default=[]) or []))],
-    "Service": [("TYPE", lambda o: _g(o, "spec", "type", default="ClusterIP")),
-                ("CLUSTER-IP", lambda o: _g(o, "spec", "clusterIP", default="<none>")),
-                ("EXTERNAL-IP", lambda o: ",".join(_g(o, "spec", "externalIPs", default=[]) or []) or "<none>"),
-                ("PORT(S)", _ports)],
-    "ConfigMap": [("DATA", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))],
-    "Secret": [("TYPE", lambda o: o.get("type", "Opaque")),
-               ("DATA", lambda o: len(o.get("data") or {}) + len(o.get("stringData") or {}))],
-    "Namespace": [("STATUS", lambda o: _g(o, "status", "phase", default="Active"))],
-    "Node": [("STATUS", lambda o: "Ready,SchedulingDisabled" if _g(o, "spec", "unschedulable") else "Ready"),
-             ("ROLES", lambda o: ",".join(sorted(k.split("/", 1)[1] for k in (_g(o, "metadata", "labels") or {})
-                                                if k.startswith("node-role.kubernetes.io/"))) or "<none>")],
-    "Job": [("COMPLETIONS", lambda o: f"{_g(o, 'status', 'succeeded', default=0)}/"
-                                      f"{_g(o, 'spec', 'completions', default=1)}")],
-    "PersistentVolume": [("CAPACITY", lambda o: _g(o, "spec", "capacity", "storage", default="")),
-                         ("ACCESS MODES", lambda o: ",".join(_g(o, "spec", "accessModes", default=[]) or [])),
-                         ("RECLAIM POLICY", lambda o: _g(o, "spec", "persistentVolumeReclaimPolicy",
-                                                         default="Retain")),
-                         ("STATUS", lambda o: _g(o, "status", "phase", default="Available"))],
-    "PersistentVolumeClaim": [("STATUS", lambda o: _g(o, "status", "phase", default="Pending")),
-                              ("VOLUME", lambda o: _g(o, "spec", "volumeName", default="")),
-                              ("STORAGECLASS", lambda o: _g(o, "spec", "storageClassName", default=""))],
-    "Ingress": [("CLASS", lambda o: _g(o, "spec", "ingressClassName", default="<none>")),
-                ("HOSTS", lambda o: ",".join(r.get("host", "*") for r in _g(o, "spec", "rules", default=[]) or [])
-                 or "*")],
-    "CustomResourceDefinition": [("CREATED AT", lambda o: _g(o, "metadata", "creationTimestamp", default=""))],
-}
-
-WIDE: dict[str, list[tuple[str, Any]]] = {
-    "Deployment": [("CONTAINERS", lambda o: ",".join(c.get("name", "") for c in _containers(o)) or "<none>"),
-                   ("IMAGES", lambda o: ",".join(c.get("image", "") for c in _containers(o)) or "<none>"),
-                   ("SELECTOR", lambda o: _selector_text(_g(o, "spec", "selector")))],
-    "ReplicaSet": [("CONTAINERS", lambda o: ",".join(c.get("name", "") for c in _containers(o)) or "<none>"),
-                   ("IMAGES", lambda o: ",".join(c.get("image", "") for c in _containers(o)) or "<none>"),
-                   ("SELECTOR", lambda o: _selector_text(_g(o, "spec", "selector")))],
-    "StatefulSet": [("CONTAINERS", lambda o: ",".join(c.get("name", "") for c in _containers(o)) or "<none>"),
-                    ("IMAGES", lambda o: ",".join(c.get("image", "") for c in _containers(o)) or "<none>")],
-    "Pod": [("IP", lambda o: _g(o, "status", "podIP", default="<none>")),
-            ("NODE", lambda o: _g(o, "spec", "nodeName", default="<none>"))],
-    "Service": [("SELECTOR", lambda o: _selector_text(_g(o, "spec", "selector")))],
-    "Job": [("CONTAINERS", lambda o: ",".join(c.get("name", "") for c in _containers(o)) or "<none>"),
-            ("IMAGES", lambda o: ",".join(c.get("image", "") for c in _containers(o)) or "<none>")],
-}
-
-
 class Printer:
     """Rows of one kind, as kubectl's default printer lays them out."""
 
@@ -405,19 +245,19 @@ class Printer:
         self.kind = kind
         columns = [("NAME", self._name)]
         if all_namespaces and kind.namespaced:
-            columns.insert(0, ("NAMESPACE", lambda o: _g(o, "metadata", "namespace", default="")))
+            columns.insert(0, ("NAMESPACE", lambda o: field(o, "metadata", "namespace", default="")))
         columns += COLUMNS.get(kind.kind, []) if kind.builtin else []
         if kind.kind != "CustomResourceDefinition" or not kind.builtin:
             columns.append(("AGE", age))
         if wide and kind.builtin:
             columns += WIDE.get(kind.kind, [])
         if show_labels:
-            columns.append(("LABELS", _labels))
+            columns.append(("LABELS", labels_text))
         self.columns = columns
         self.show_kind = show_kind
 
     def _name(self, o: dict[str, Any]) -> str:
-        name = _g(o, "metadata", "name", default="")
+        name = field(o, "metadata", "name", default="")
         return resource_name(self.kind, name) if self.show_kind else name
 
     @property

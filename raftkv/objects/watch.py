@@ -126,6 +126,11 @@ class ObjectWatch:
                     self._queue.append(converted)
             self.resource_version = max(self.resource_version, response.revision)
 
+    @property
+    def ended(self) -> bool:
+        """No more events will come (the watch was stopped or cancelled)."""
+        return self._ended and not self._queue
+
     def __iter__(self) -> Iterator[WatchEvent]:
         while True:
             event = self.next()

@@ -1,0 +1,197 @@
+"""The HTTP side of ``raftkv apiserver``: requests to object-store calls.
+
+The object store is synchronous (it makes etcd requests), so every call
+runs in a thread pool; a watch is a chunked stream of JSON events fed from
+its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from raftkv.apiserver import discovery, tables
+from raftkv.apiserver.paths import ResourcePath, parse
+from raftkv.objects import BadRequest, NotFound, ObjectError, ObjectStore
+
+log = logging.getLogger(__name__)
+
+PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    # raftkv's object layer merges a strategic patch as a JSON merge patch:
+    # lists are replaced whole (README: differences)
+    "application/strategic-merge-patch+json": "merge",
+}
+WATCH_POLL_SECONDS = 1.0
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=json.dumps(value, separators=(",", ":")).encode(),
+                        content_type="application/json")
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        raise BadRequest(f"invalid number: {value!r}") from None
+
+
+def _status(error: ObjectError) -> web.Response:
+    return _json(error.status(), error.code)
+
+
+def _json_body_only(request: web.Request) -> None:
+    """Bodies are JSON: Kubernetes' protobuf encoding (what typed clients such as
+    ``kubectl create namespace`` send) is refused as the real server refuses
+    an encoding it lacks."""
+    if request.content_type not in ("application/json", "application/octet-stream", ""):
+        raise UnsupportedMediaType(request.content_type)
+
+
+class UnsupportedMediaType(ObjectError):
+    code = 415
+    reason = "UnsupportedMediaType"
+
+    def __init__(self, content_type: str) -> None:
+        super().__init__(f"the body of the request was in an unknown format - accepted media types include: "
+                         f"application/json (not {content_type})")
+
+
+class ApiServer:
+    def __init__(self, store: ObjectStore, max_workers: int = 64) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="raftkv-apiserver")
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=3 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def _call(self, fn, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except ObjectError as e:
+            return _status(e)
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        kinds = self.store.kinds
+        if path in ("/healthz", "/readyz", "/livez"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return _json(discovery.KUBERNETES_VERSION)
+        if path == "/api":
+            return _json(discovery.api_versions())
+        if path == "/apis":
+            return _json(discovery.api_groups(kinds))
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["api"] and len(parts) == 2:
+            found = discovery.resource_list(kinds, "", parts[1])
+            return _json(found) if found else _status(NotFound("the server could not find the requested resource"))
+        if parts[:1] == ["apis"] and len(parts) in (2, 3):
+            found = discovery.api_group(kinds, parts[1]) if len(parts) == 2 else \
+                discovery.resource_list(kinds, parts[1], parts[2])
+            return _json(found) if found else _status(NotFound("the server could not find the requested resource"))
+        target = parse(path, kinds)
+        if target is None:
+            return _status(NotFound("the server could not find the requested resource"))
+        return await self._resource(request, target)
+
+    async def _body(self, request: web.Request) -> Any:
+        try:
+            return json.loads(await request.read() or b"null")
+        except ValueError as e:
+            raise BadRequest(f"the body of the request was in an unknown format: {e}") from None
+
+    async def _resource(self, request: web.Request, target: ResourcePath) -> web.StreamResponse:
+        store, kind, ns, name = self.store, target.kind, target.namespace, target.name
+        query = request.query
+        if target.subresource not in (None, "status"):
+            raise NotFound("the server could not find the requested resource")
+        if name is None:
+            if request.method == "GET":
+                if query.get("watch") in ("1", "true"):
+                    return await self._watch(request, target)
+                listed = await self._call(
+                    store.list, kind, ns, label_selector=query.get("labelSelector") or None,
+                    field_selector=query.get("fieldSelector") or None, limit=_int(query.get("limit")),
+                    continue_token=query.get("continue") or None,
+                    resource_version=query.get("resourceVersion") or None)
+                if tables.wants_table(request.headers.get("Accept", "")):
+                    return _json(tables.table(kind, listed.items, listed.resource_version, listed.continue_token))
+                return _json(listed.to_dict())
+            if request.method == "POST":
+                _json_body_only(request)
+                body = await self._body(request)
+                created = await self._call(store.create, body, ns, dry_run="dryRun" in query)
+                return _json(created, 201)
+            raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+        if request.method == "GET":
+            found = await self._call(store.get, kind, name, ns)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return _json(tables.table(kind, [found], found["metadata"].get("resourceVersion", "")))
+            return _json(found)
+        if request.method == "PUT":
+            _json_body_only(request)
+            body = await self._body(request)
+            if not isinstance(body, dict):
+                raise BadRequest("the body of the request must be an object")
+            body.setdefault("metadata", {}).setdefault("name", name)
+            if body["metadata"]["name"] != name:
+                raise BadRequest("the name of the object does not match the name on the URL")
+            return _json(await self._call(store.update, body, ns, dry_run="dryRun" in query))
+        if request.method == "PATCH":
+            patch_type = PATCH_TYPES.get(request.content_type)
+            if patch_type is None:
+                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                              "message": f"the body of the request was in an unknown format - accepted media "
+                                         f"types include: {', '.join(PATCH_TYPES)}",
+                              "reason": "UnsupportedMediaType", "code": 415}, 415)
+            body = await self._body(request)
+            return _json(await self._call(store.patch, kind, name, body, ns, patch_type=patch_type,
+                                          dry_run="dryRun" in query))
+        if request.method == "DELETE":
+            options = await self._body(request) if request.can_read_body else None
+            policy = query.get("propagationPolicy") or (options or {}).get("propagationPolicy")
+            return _json(await self._call(store.delete, kind, name, ns, propagation_policy=policy))
+        raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+
+    async def _watch(self, request: web.Request, target: ResourcePath) -> web.StreamResponse:
+        query = request.query
+        watch = await self._call(
+            self.store.watch, target.kind, target.namespace,
+            label_selector=query.get("labelSelector") or None, field_selector=query.get("fieldSelector") or None,
+            resource_version=query.get("resourceVersion") or None,
+            allow_bookmarks=query.get("allowWatchBookmarks") in ("1", "true"))
+        reply = web.StreamResponse(status=200, headers={"Content-Type": "application/json",
+                                                        "Transfer-Encoding": "chunked"})
+        await reply.prepare(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(query.get("timeoutSeconds") or 1800)
+        try:
+            while loop.time() < deadline:
+                try:
+                    event = await self._call(watch.next, WATCH_POLL_SECONDS)
+                except ObjectError as e:
+                    await reply.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
+                    break
+                if event is None:
+                    if watch.ended:
+                        break
+                    continue
+                await reply.write(json.dumps({"type": event.type, "object": event.object},
+                                             separators=(",", ":")).encode() + b"\n")
+        finally:
+            await self._call(watch.stop)
+        await reply.write_eof()
+        return reply
