@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 PATCH_TYPES = {
     "application/merge-patch+json": "merge",
     "application/json-patch+json": "json",
-    # raftkv's object layer merges a strategic patch as a JSON merge patch:
-    # lists are replaced whole (README: differences)
-    "application/strategic-merge-patch+json": "merge",
+    "application/strategic-merge-patch+json": "strategic",
 }
 WATCH_POLL_SECONDS = 1.0
 
@@ -116,6 +114,9 @@ class ApiServer:
     async def _resource(self, request: web.Request, target: ResourcePath) -> web.StreamResponse:
         store, kind, ns, name = self.store, target.kind, target.namespace, target.name
         query = request.query
+        if target.subresource == "scale" and name is not None and \
+                (kind.group, kind.kind) in discovery.SCALABLE:
+            return await self._scale(request, target)
         if target.subresource not in (None, "status"):
             raise NotFound("the server could not find the requested resource")
         if name is None:
@@ -165,6 +166,33 @@ class ApiServer:
             policy = query.get("propagationPolicy") or (options or {}).get("propagationPolicy")
             return _json(await self._call(store.delete, kind, name, ns, propagation_policy=policy))
         raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+
+    async def _scale(self, request: web.Request, target: ResourcePath) -> web.Response:
+        """The scale subresource (autoscaling/v1 Scale): kubectl scale reads and changes spec.replicas."""
+        store, kind, ns, name = self.store, target.kind, target.namespace, target.name
+        if request.method in ("PUT", "PATCH"):
+            body = await self._body(request)
+            spec = body.get("spec") if isinstance(body, dict) else None
+            if request.method == "PATCH" and isinstance(spec, dict) and "replicas" not in spec:
+                spec = None
+            replicas = spec.get("replicas") if isinstance(spec, dict) else None
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise BadRequest("the scale needs spec.replicas, a non-negative integer")
+            obj = await self._call(store.patch, kind, name, {"spec": {"replicas": replicas}}, ns)
+        elif request.method == "GET":
+            obj = await self._call(store.get, kind, name, ns)
+        else:
+            raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+        meta = obj["metadata"]
+        selector = (obj.get("spec") or {}).get("selector") or {}
+        return _json({
+            "kind": "Scale", "apiVersion": "autoscaling/v1",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                         if k in meta},
+            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
+            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
+                       "selector": ",".join(f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items())},
+        })
 
     async def _watch(self, request: web.Request, target: ResourcePath) -> web.StreamResponse:
         query = request.query

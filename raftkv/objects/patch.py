@@ -1,4 +1,5 @@
-"""Patches: JSON merge patch (RFC 7386) and JSON patch (RFC 6902)."""
+"""Patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and
+Kubernetes' strategic merge patch (``strategic.py``)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import jsonpatch
 import jsonpointer
 
 from raftkv.objects.errors import BadRequest, FieldError, Invalid
+from raftkv.objects.strategic import strategic_merge
 
 MERGE = "merge"
 JSON = "json"
+STRATEGIC = "strategic"
 PATCH_TYPES = {
     MERGE: MERGE, "application/merge-patch+json": MERGE,
     JSON: JSON, "application/json-patch+json": JSON,
+    STRATEGIC: STRATEGIC, "application/strategic-merge-patch+json": STRATEGIC,
 }
 
 
@@ -55,7 +59,7 @@ def decode_patch(patch: Any, patch_type: str) -> Any:
             patch = json.loads(patch)
         except ValueError as e:
             raise BadRequest(f"error decoding patch: {e}") from None
-    if patch_type == MERGE and not isinstance(patch, dict):
+    if patch_type in (MERGE, STRATEGIC) and not isinstance(patch, dict):
         raise BadRequest("a merge patch must be a JSON object")
     if patch_type == JSON:
         if not isinstance(patch, list):
@@ -73,6 +77,8 @@ def apply_patch(obj: dict[str, Any], patch: Any, patch_type: str, *, qualified_k
     a missing path) is Invalid, as Kubernetes answers with 422."""
     if patch_type == MERGE:
         return merge_patch(obj, patch)
+    if patch_type == STRATEGIC:
+        return strategic_merge(obj, patch)
     try:
         result = jsonpatch.JsonPatch(patch).apply(obj, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, KeyError, IndexError,
@@ -86,7 +92,7 @@ def apply_patch(obj: dict[str, Any], patch: Any, patch_type: str, *, qualified_k
 
 def patch_mentions_resource_version(patch: Any, patch_type: str) -> bool:
     """Whether the patch sets metadata.resourceVersion (then it is a precondition)."""
-    if patch_type == MERGE:
+    if patch_type in (MERGE, STRATEGIC):
         meta = patch.get("metadata") if isinstance(patch, dict) else None
         return isinstance(meta, dict) and meta.get("resourceVersion") is not None
     return any(isinstance(op, dict) and str(op.get("path", "")).startswith("/metadata/resourceVersion")

@@ -513,7 +513,7 @@ class ObjectStore:
         k = self.kind(kind)
         ptype = PATCH_TYPES.get(patch_type)
         if ptype is None:
-            raise BadRequest(f"unsupported patch type {patch_type!r}; use 'merge' or 'json'")
+            raise BadRequest(f"unsupported patch type {patch_type!r}; use 'merge', 'json' or 'strategic'")
         decoded = decode_patch(patch, ptype)
         pinned = patch_mentions_resource_version(decoded, ptype)
 

@@ -78,6 +78,15 @@ def test_apply_get_and_errors(server):
     patched = kubectl(server, "patch", "deploy", "web", "--type", "merge", "-p", '{"spec":{"replicas":5}}')
     assert patched.stdout == "deployment.apps/web patched\n"
     assert kubectl(server, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "5"
+    assert kubectl(server, "scale", "--replicas=2", "deployment/web").stdout == "deployment.apps/web scaled\n"
+    assert kubectl(server, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+    # apply of a changed manifest: a strategic merge patch that keeps what it does not name
+    changed = open(app).read().replace("nginx:1.25", "nginx:1.26")
+    assert kubectl(server, "apply", "-f", "-", "--validate=false", input=changed).stdout.splitlines() == [
+        "deployment.apps/web configured", "service/web unchanged"]
+    doc = json.loads(kubectl(server, "get", "deploy", "web", "-o", "json").stdout)
+    assert [c["image"] for c in doc["spec"]["template"]["spec"]["containers"]] == ["nginx:1.26"]
+    assert doc["metadata"]["labels"]["tier"] == "front"  # kept: apply does not own it
     assert kubectl(server, "delete", "-f", app).stdout.splitlines() == [
         'deployment.apps "web" deleted', 'service "web" deleted']
 
@@ -86,3 +95,34 @@ def test_discovery(server):
     resources = kubectl(server, "api-resources", "--no-headers").stdout
     assert any(line.split()[0] == "deployments" for line in resources.splitlines())
     assert "Server Version: v1.32.0-raftkv" in kubectl(server, "version").stdout
+
+
+def test_namespaces_and_watch(server):
+    manifest = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: team}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: team}
+data: {color: blue}
+"""
+    assert kubectl(server, "apply", "-f", "-", "--validate=false", input=manifest).stdout.splitlines() == [
+        "namespace/team created", "configmap/settings created"]
+    listed = kubectl(server, "get", "cm", "-n", "team").stdout.splitlines()
+    assert listed[0].split() == ["NAME", "DATA", "AGE"] and listed[1].split()[:2] == ["settings", "1"]
+    assert "team" in kubectl(server, "get", "cm", "-A", "-o", "name").stdout + \
+        kubectl(server, "get", "cm", "-A").stdout
+    watch = subprocess.Popen(["kubectl", "--server", server, "get", "cm", "-n", "team", "-w", "-o", "name",
+                              "--request-timeout=20s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout.readline() == "configmap/settings\n"
+        kubectl(server, "patch", "cm", "settings", "-n", "team", "--type", "merge", "-p", '{"data":{"color":"red"}}')
+        assert watch.stdout.readline() == "configmap/settings\n"
+    finally:
+        watch.kill()
+        watch.wait()
+    assert kubectl(server, "delete", "ns", "team").stdout == 'namespace "team" deleted\n'
+    gone = kubectl(server, "get", "cm", "settings", "-n", "team")
+    assert gone.returncode == 1 and "NotFound" in gone.stderr
