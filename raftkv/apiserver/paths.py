@@ -25,7 +25,7 @@ def _find(kinds: KindRegistry, group: str, version: str, plural: str) -> Kind:
     for kind in kinds:
         if kind.group == group and kind.plural == plural and version in kind.versions:
             return kind
-    raise NotFound(f"the server could not find the requested resource")
+    raise NotFound("the server could not find the requested resource")
 
 
 def parse(path: str, kinds: KindRegistry) -> ResourcePath | None:

@@ -24,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def server(tmp_path_factory):
     (port,) = free_ports(1)
     data = tmp_path_factory.mktemp("apiserver")
-    log = open(data / "apiserver.log", "w")
+    log = open(data / "apiserver.log", "w")  # noqa: SIM115 - open while the server runs
     proc = subprocess.Popen([sys.executable, "-m", "raftkv", "apiserver", "--embedded", str(data / "store"),
                              "--secure-port", str(port)], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -81,7 +81,8 @@ def test_apply_get_and_errors(server):
     assert kubectl(server, "scale", "--replicas=2", "deployment/web").stdout == "deployment.apps/web scaled\n"
     assert kubectl(server, "get", "deploy", "web", "-o", "jsonpath={.spec.replicas}").stdout == "2"
     # apply of a changed manifest: a strategic merge patch that keeps what it does not name
-    changed = open(app).read().replace("nginx:1.25", "nginx:1.26")
+    with open(app) as f:
+        changed = f.read().replace("nginx:1.25", "nginx:1.26")
     assert kubectl(server, "apply", "-f", "-", "--validate=false", input=changed).stdout.splitlines() == [
         "deployment.apps/web configured", "service/web unchanged"]
     doc = json.loads(kubectl(server, "get", "deploy", "web", "-o", "json").stdout)
