@@ -289,7 +289,7 @@ def test_json_patch(store):
     with pytest.raises(BadRequest):
         store.patch("cm", "c", "{not json")
     with pytest.raises(BadRequest, match="unsupported patch type"):
-        store.patch("cm", "c", {}, patch_type="strategic")
+        store.patch("cm", "c", {}, patch_type="apply")
     assert store.get("cm", "c")["data"] == {"a": "10"}
 
 
