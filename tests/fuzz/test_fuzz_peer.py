@@ -31,6 +31,11 @@ leader step down, timeout_now forces an election), forward writes to the
 leader (apply_command), pose as the leader to a follower and append entries
 that follow the log correctly, or tell a member it was removed (rk_removed:
 the member stops; left out of the generators, see test_fuzz_findings.py).
+It could also have a follower commit what it appended (a commit_index past
+them): that follower then refuses the real leader's entries at those indexes
+for good, as an etcd member would. The generated appends carry commit_index
+0, so the cluster can be checked afterwards; a fresh-clone run once ended
+with a member wedged that way.
 What it must not be able to do with a message of the wrong shape or out of
 range is crash a member, wedge it, flood its log, or make it serve data the
 others do not have; test_fuzz_findings.py pins down each way it currently can.
