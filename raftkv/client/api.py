@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 from raftkv.client import ops
 from raftkv.client.ops import Bytes
+from raftkv.client.passwords import new_token, password_matches
 from raftkv.errors import LeaseNotFound, NotSupported
+from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed
 from raftkv.mvcc.requests import (
     AlarmAction,
     AlarmMember,
@@ -245,8 +247,16 @@ class KVClient(abc.ABC):
         return None
 
     def authenticate(self, name: str, password: str) -> str:
-        """A token for ``name`` (etcd's Authenticate)."""
-        raise NotSupported("raftkv: this connection cannot authenticate users")
+        """A token for ``name`` (etcd's Authenticate): the password checked
+        against this process's store, the token recorded through a request."""
+        with self.local_store() as store:
+            if store is None:
+                raise NotSupported("raftkv: this connection cannot authenticate users")
+            password_hash = store.auth.password_hash_for(name)
+            revision = store.auth.revision
+        if not password_matches(password, password_hash):
+            raise AuthFailed()
+        return self.execute(AuthenticateRequest(name, new_token(revision))).token
 
     def raft_stats(self) -> RaftStatsSnapshot | None:
         """What the Raft member behind this connection counted (leader

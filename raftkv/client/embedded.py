@@ -12,12 +12,17 @@ from collections.abc import Callable, Iterator
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.errors import LeaseNotFound, NoSpace, StoreClosed
-from raftkv.client.passwords import new_token, password_matches
-from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed, AuthResponse
+from raftkv.mvcc.auth import AuthResponse
 from raftkv.mvcc.expiry import LeaseDeadlines
-from raftkv.mvcc.tokens import SimpleTokens
-from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, LeaseRevokeRequest
+from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmRequest,
+    AlarmType,
+    LeaseGrantRequest,
+    LeaseRevokeRequest,
+)
 from raftkv.mvcc.store import KVStore, StoreLimits
+from raftkv.mvcc.tokens import SimpleTokens
 from raftkv.mvcc.watch import DEFAULT_MAX_PENDING_EVENTS, Watcher, WatchResponse
 
 log = logging.getLogger(__name__)
@@ -156,14 +161,6 @@ class EmbeddedStore(KVClient):
     def user_for_token(self, token: str) -> str | None:
         with self._lock:
             return self._tokens.user(token, self._clock())
-
-    def authenticate(self, name: str, password: str) -> str:
-        with self._lock:
-            password_hash = self._store.auth.password_hash_for(name)
-            revision = self._store.auth.revision
-        if not password_matches(password, password_hash):
-            raise AuthFailed()
-        return self.execute(AuthenticateRequest(name, new_token(revision))).token
 
     def lease_keep_alive(self, lease_id: int) -> int:
         with self._lock:

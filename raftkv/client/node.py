@@ -28,9 +28,14 @@ from raftkv.errors import (
     StoreClosed,
     Unhealthy,
 )
-from raftkv.client.passwords import new_token, password_matches
-from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed
-from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType, LeaseGrantRequest, RangeRequest, TxnRequest
+from raftkv.mvcc.requests import (
+    AlarmAction,
+    AlarmRequest,
+    AlarmType,
+    LeaseGrantRequest,
+    RangeRequest,
+    TxnRequest,
+)
 from raftkv.mvcc.store import KVStore, is_read_only
 from raftkv.mvcc.watch import Watcher, WatchResponse
 from raftkv.raft.member import MemberConfig, RaftMember
@@ -141,14 +146,8 @@ class Node(KVClient):
 
     def authenticate(self, name: str, password: str) -> str:
         self._check_open()
-        member = self._member
-        member.read_barrier()  # as etcd: the password is checked against current state
-        with member.lock:
-            password_hash = member.store.auth.password_hash_for(name)
-            revision = member.store.auth.revision
-        if not password_matches(password, password_hash):
-            raise AuthFailed()
-        return member.propose(AuthenticateRequest(name, new_token(revision))).token
+        self._member.read_barrier()  # as etcd: the password is checked against current state
+        return super().authenticate(name, password)
 
     def raft_stats(self) -> RaftStatsSnapshot:
         return self._member.stats.snapshot()
