@@ -1,3 +1,3 @@
-from raftkv.cli.main import cli
+from raftkv.cli.main import main
 
-cli(prog_name="raftkv")
+main()

@@ -60,6 +60,7 @@ class Session:
 
     def close(self) -> None:
         self._stop.set()
+        self._thread.join(timeout=self._client.timeout + 1.0)
         try:
             rpc.call(self._client, "Lease", "LeaseRevoke", rpc_pb2.LeaseRevokeRequest(ID=self.lease))
         except RaftKVError:
@@ -214,15 +215,18 @@ def _observe(name: str) -> None:
     c = client()
     responses: queue.Queue = queue.Queue()
     calls = []
+    stopping = threading.Event()
 
     def read() -> None:
         attempt = 0
         order = rpc.endpoint_order(c)
-        while True:
+        while not stopping.is_set():
             index = order[attempt % len(order)]
             call = v3election_pb2_grpc.ElectionStub(rpc.channel(c, index)).Observe(
                 v3election_pb2.LeaderRequest(name=name.encode()), metadata=c.metadata())
             calls.append(call)
+            if stopping.is_set():
+                call.cancel()
             try:
                 for message in call:
                     responses.put(message)
@@ -233,9 +237,10 @@ def _observe(name: str) -> None:
                     responses.put(rpc.typed(e))
                     return
             attempt += 1
-            threading.Event().wait(0.5 if attempt % len(order) else 1.0)
+            stopping.wait(0.5 if attempt % len(order) else 1.0)
 
-    threading.Thread(target=read, daemon=True, name="raftkv-cli-observe").start()
+    reader = threading.Thread(target=read, daemon=True, name="raftkv-cli-observe")
+    reader.start()
     fmt = write_out((output.SIMPLE, output.JSON))
     with interruptible():
         try:
@@ -255,5 +260,7 @@ def _observe(name: str) -> None:
                 else:
                     output.echo_kv(item.kv)
         finally:
+            stopping.set()
             for call in calls:
                 call.cancel()
+            reader.join(timeout=5.0)

@@ -199,7 +199,8 @@ def keep_alive(lease_id: int, once: bool) -> None:
                 return
             stop.wait(max(r.TTL / 3.0, 0.5))
 
-    threading.Thread(target=loop, daemon=True, name="raftkv-cli-keepalive").start()
+    renewer = threading.Thread(target=loop, daemon=True, name="raftkv-cli-keepalive")
+    renewer.start()
     with interruptible():
         try:
             while True:
@@ -217,3 +218,4 @@ def keep_alive(lease_id: int, once: bool) -> None:
                 show(item)
         finally:
             stop.set()
+            renewer.join(timeout=timeout + 1.0)

@@ -64,7 +64,8 @@ class WatchStream:
         self._requests.put(rpc_pb2.WatchRequest(create_request=create))
         self._call = rpc_pb2_grpc.WatchStub(channel).Watch(iter(self._requests.get, None))
         self.error: grpc.RpcError | None = None
-        threading.Thread(target=self._read, daemon=True, name="raftkv-cli-watch").start()
+        self._reader = threading.Thread(target=self._read, daemon=True, name="raftkv-cli-watch")
+        self._reader.start()
 
     def _read(self) -> None:
         try:
@@ -75,8 +76,10 @@ class WatchStream:
         self.responses.put(_CLOSED)
 
     def close(self) -> None:
+        """End the call; the reader has stopped when this returns."""
         self._requests.put(None)
         self._call.cancel()
+        self._reader.join(timeout=5.0)
 
 
 def follow(create: rpc_pb2.WatchCreateRequest, on_response: Callable[[rpc_pb2.WatchResponse], None],

@@ -130,7 +130,9 @@ class _RemoteWatch(Watch):
         if created.canceled:
             self._canceled = True
             raise RaftKVError(created.cancel_reason or "watch refused")
-        threading.Thread(target=self._read, daemon=True, name=f"raftkv-remote-watch-{self.id}").start()
+        self._reader = threading.Thread(target=self._read, daemon=True,
+                                        name=f"raftkv-remote-watch-{self.id}")
+        self._reader.start()
 
     def _read(self) -> None:
         try:
@@ -161,12 +163,16 @@ class _RemoteWatch(Watch):
         return response
 
     def cancel(self) -> None:
+        """Ends the call even when the server canceled the watch first; the
+        reader has stopped when this returns."""
         if not self._canceled:
             self._canceled = True
             self._requests.put(rpc_pb2.WatchRequest(
                 cancel_request=rpc_pb2.WatchCancelRequest(watch_id=self.id)))
-            self._requests.put(None)
-            self._call.cancel()
+        self._requests.put(None)
+        self._call.cancel()
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout=5.0)
 
 
 class Client(KVClient):
