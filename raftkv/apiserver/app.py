@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from raftkv.apiserver import discovery, tables
+from raftkv.apiserver import discovery, openapi, tables
 from raftkv.apiserver.paths import ResourcePath, parse
 from raftkv.objects import BadRequest, NotFound, ObjectError, ObjectStore
 
@@ -90,6 +90,11 @@ class ApiServer:
             return _json(discovery.KUBERNETES_VERSION)
         if path == "/api":
             return _json(discovery.api_versions())
+        if path == "/openapi/v3":
+            return _json(openapi.index(kinds))
+        if path.startswith("/openapi/v3/"):
+            found = openapi.document(kinds, path[len("/openapi/v3/"):])
+            return _json(found) if found else _status(NotFound("the server could not find the requested resource"))
         if path == "/apis":
             return _json(discovery.api_groups(kinds))
         parts = [p for p in path.split("/") if p]
