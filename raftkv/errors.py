@@ -140,6 +140,17 @@ class NotLeader(RaftKVError):
     grpc_code = "FAILED_PRECONDITION"
 
 
+class BadLeaderTransferee(RaftKVError):
+    message = "etcdserver: bad leader transferee"
+    grpc_code = "FAILED_PRECONDITION"
+
+
+class LeaderTransferTimedOut(RaftKVError):
+    # etcd has no gRPC code for it and lets gRPC call it Unknown
+    message = "etcdserver: request timed out, leader transfer took too long"
+    grpc_code = "UNKNOWN"
+
+
 class NotSupportedForLearner(Unavailable):
     message = "etcdserver: rpc not supported for learner"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from raftkv.client import ops
 from raftkv.client.ops import Bytes
 from raftkv.client.passwords import new_token, password_matches
-from raftkv.errors import LeaseNotFound, NotSupported
+from raftkv.errors import LeaseNotFound, NotLeader, NotSupported
 from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed
 from raftkv.mvcc.requests import (
     AlarmAction,
@@ -257,6 +257,11 @@ class KVClient(abc.ABC):
         if not password_matches(password, password_hash):
             raise AuthFailed()
         return self.execute(AuthenticateRequest(name, new_token(revision))).token
+
+    def move_leader(self, target_id: int, timeout: float) -> None:
+        """Make member ``target_id`` the leader (etcd's MoveLeader, asked of
+        the leader); without Raft in this process nothing here leads."""
+        raise NotLeader()
 
     def raft_stats(self) -> RaftStatsSnapshot | None:
         """What the Raft member behind this connection counted (leader

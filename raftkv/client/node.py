@@ -14,7 +14,10 @@ from raftkv import __version__
 from raftkv.addresses import BadURL, free_ports, host_port
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.client.embedded import EmbeddedWatch
+from raftkv.client.passwords import new_token, password_matches
 from raftkv.errors import (
+    BadLeaderTransferee,
+    LeaderTransferTimedOut,
     LearnerNotReady,
     LeaseNotFound,
     MemberBadURLs,
@@ -356,17 +359,34 @@ class Node(KVClient):
             client.member_remove(id_)
         member.removed.set()
 
-    def move_leader(self, target_id: int) -> None:
-        """Hand leadership to the member ``target_id`` (etcd's MoveLeader); only the leader can."""
+    def move_leader(self, target_id: int, timeout: float) -> None:
+        """etcd's MoveLeader: only the leader takes it; it returns once the
+        transferee leads, or raises LeaderTransferTimedOut after ``timeout``."""
         self._check_open()
         member = self._member
-        targets = [a for a in member.voting_addresses() if member_id(a) == target_id]
-        if not targets:
-            raise MemberNotFound()
         if not member.is_leader:
             raise NotLeader()
-        if targets[0] != self.address:
-            member.transfer_leadership(to=targets[0])
+        if target_id == member_id(self.address):
+            return  # already leads: etcd answers at once
+        addresses = [a for a in member.voting_addresses() if member_id(a) == target_id]
+        if not addresses:
+            raise BadLeaderTransferee()
+        (address,) = addresses
+        deadline = time.monotonic() + timeout
+        log.info("leadership transfer starting transferee=%s", address)
+        while member.leader_address != address:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LeaderTransferTimedOut()
+            if member.is_leader:
+                try:
+                    member.transfer_leadership(to=address, timeout=min(left, 1.0))
+                except RaftKVError as e:
+                    # refused while the transferee lags, or another member
+                    # won instead: etcd keeps waiting for the transferee
+                    log.debug("leadership transfer not done yet error=%s", e)
+            time.sleep(min(max(member.config.heartbeat_interval, 0.01), max(left, 0)))
+        log.info("leadership transfer finished new_leader=%s", address)
 
     def close(self) -> None:
         if self._closed.is_set():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
 
 import grpc
 
@@ -13,7 +12,6 @@ from raftkv.client import ops
 from raftkv.errors import Compacted, FutureRevision, NoLeader, RaftKVError
 from raftkv.mvcc.auth import AdminPermissionDenied
 from raftkv.mvcc.requests import AlarmAction, AlarmRequest, AlarmType
-from raftkv.raft.membership import member_id
 from raftkv.server import hashing, snapshot
 from raftkv.server.aio import Blocking
 from raftkv.server.context import ServerContext, grpc_errors
@@ -26,22 +24,6 @@ ETCD_API_VERSION = "3.4.23"
 
 # How long MoveLeader waits for the transferee to win, when the caller set no deadline.
 MOVE_LEADER_TIMEOUT = 5.0
-
-
-class NotLeader(RaftKVError):
-    message = "etcdserver: not leader"
-    grpc_code = "FAILED_PRECONDITION"
-
-
-class BadLeaderTransferee(RaftKVError):
-    message = "etcdserver: bad leader transferee"
-    grpc_code = "FAILED_PRECONDITION"
-
-
-class LeaderTransferTimedOut(RaftKVError):
-    # etcd has no gRPC code for it and lets gRPC call it Unknown
-    message = "etcdserver: request timed out, leader transfer took too long"
-    grpc_code = "UNKNOWN"
 
 
 class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
@@ -155,35 +137,9 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     @grpc_errors
     def MoveLeader(self, request, context):
         self._ctx.check_admin(context, AdminPermissionDenied)
-        member = getattr(self._ctx.kv, "member", None)
-        if member is None or not hasattr(member, "transfer_leadership"):
-            raise NotLeader()  # not a Raft member: it never leads
-        if not member.is_leader:
-            raise NotLeader()
-        target = request.targetID
-        if target == self._ctx.member_id:
-            return self._moved()  # already leads: etcd answers at once
-        addresses = [a for a in member.voting_addresses() if member_id(a) == target]
-        if not addresses:
-            raise BadLeaderTransferee()
-        (address,) = addresses
         remaining = context.time_remaining()
         timeout = MOVE_LEADER_TIMEOUT if remaining is None else min(remaining, 60.0)
-        deadline = time.monotonic() + timeout
-        log.info("leadership transfer starting transferee=%s", address)
-        while member.leader_address != address:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LeaderTransferTimedOut()
-            if member.is_leader:
-                try:
-                    member.transfer_leadership(to=address, timeout=min(left, 1.0))
-                except RaftKVError as e:
-                    # refused while the transferee lags, or another member
-                    # won instead: etcd keeps waiting for the transferee
-                    log.debug("leadership transfer not done yet error=%s", e)
-            time.sleep(min(max(member.config.heartbeat_interval, 0.01), max(left, 0)))
-        log.info("leadership transfer finished new_leader=%s", address)
+        self._ctx.kv.move_leader(request.targetID, timeout)
         return self._moved()
 
     @staticmethod
