@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from raftkv.errors import Compacted
 from raftkv.mvcc.index import ALL_KEYS_FROM
 from raftkv.mvcc.types import Event, EventType, KeyValue
+from raftkv.mvcc.watcher_index import WatcherIndex
 
 if TYPE_CHECKING:
     from raftkv.mvcc.store import KVStore
@@ -94,12 +95,11 @@ class WatchHub:
         self._store = store
         self.max_pending_events = max_pending_events
         self._ids = itertools.count(1)
-        self._by_key: dict[bytes, set[Watcher]] = {}
-        self._ranged: set[Watcher] = set()
+        self._synced_watchers: WatcherIndex[Watcher] = WatcherIndex()
         self._unsynced: set[Watcher] = set()
 
     def __len__(self) -> int:
-        return sum(map(len, self._by_key.values())) + len(self._ranged) + len(self._unsynced)
+        return len(self._synced_watchers) + len(self._unsynced)
 
     # ---- watcher life cycle -------------------------------------------------
 
@@ -160,16 +160,14 @@ class WatchHub:
 
     def notify(self, revision: int, changes: list[KeyValue], prevs: list[KeyValue | None]) -> None:
         """Called by the store once per committed revision."""
-        if not self._by_key and not self._ranged:
+        if not self._synced_watchers:
             return
         batches: dict[Watcher, list[Event]] = {}
         for kv, prev in zip(changes, prevs):
-            keyed = self._by_key.get(kv.key, ())
-            ranged = [w for w in self._ranged if w.matches(kv.key)] if self._ranged else ()
             # one Event object for every watcher that sees the change alike, so
             # that whoever encodes it for many watchers can do so once
             shared = (_event(kv, None), _event(kv, prev))
-            for watcher in itertools.chain(keyed, ranged):
+            for watcher in self._synced_watchers.matching(kv.key):
                 if revision < watcher.start_revision or not watcher.wants(kv):
                     continue
                 batches.setdefault(watcher, []).append(shared[watcher.prev_kv])
@@ -202,7 +200,7 @@ class WatchHub:
     # ---- internals ----------------------------------------------------------
 
     def _synced(self) -> list[Watcher]:
-        return [*itertools.chain.from_iterable(self._by_key.values()), *self._ranged]
+        return list(self._synced_watchers)
 
     def _queue(self, watcher: Watcher, response: WatchResponse) -> None:
         watcher.pending.append(response)
@@ -214,19 +212,11 @@ class WatchHub:
     def _add_synced(self, watcher: Watcher) -> None:
         watcher.synced = True
         self._unsynced.discard(watcher)
-        if watcher.range_end:
-            self._ranged.add(watcher)
-        else:
-            self._by_key.setdefault(watcher.key, set()).add(watcher)
+        self._synced_watchers.add(watcher)
 
     def _forget(self, watcher: Watcher) -> None:
         self._unsynced.discard(watcher)
-        self._ranged.discard(watcher)
-        keyed = self._by_key.get(watcher.key)
-        if keyed is not None:
-            keyed.discard(watcher)
-            if not keyed:
-                del self._by_key[watcher.key]
+        self._synced_watchers.discard(watcher)
 
     def _fall_behind(self, watcher: Watcher, revision: int) -> None:
         self._forget(watcher)
