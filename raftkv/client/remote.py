@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import grpc
 
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from raftkv._proto.raftkvpb import store_pb2, store_pb2_grpc
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.errors import (
     Compacted,
@@ -31,6 +32,7 @@ from raftkv.errors import (
     MemberNotLearner,
     NoLeader,
     NoSpace,
+    NotSupported,
     NotSupportedForLearner,
     PeerURLExists,
     RaftKVError,
@@ -87,6 +89,8 @@ def typed_error(error: grpc.RpcError) -> RaftKVError:
         return cls()
     if error.code() == grpc.StatusCode.UNAVAILABLE:
         return Unavailable(message or "unavailable")
+    if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+        return NotSupported(message or "not supported by the server")
     return RaftKVError(message or str(error.code()))
 
 
@@ -175,6 +179,13 @@ class _RemoteWatch(Watch):
             self._reader.join(timeout=5.0)
 
 
+_STUBS = {
+    "KV": rpc_pb2_grpc.KVStub, "Lease": rpc_pb2_grpc.LeaseStub, "Watch": rpc_pb2_grpc.WatchStub,
+    "Maintenance": rpc_pb2_grpc.MaintenanceStub, "Cluster": rpc_pb2_grpc.ClusterStub,
+    "Auth": rpc_pb2_grpc.AuthStub, "Store": store_pb2_grpc.StoreStub,
+}
+
+
 class Client(KVClient):
     """With ``user`` and ``password``, every call carries a token of that
     user (etcd's auth), fetched at the first call and again when it expires."""
@@ -239,14 +250,15 @@ class Client(KVClient):
             return channel
 
     def call(self, service: str, method: str, message):
-        """A unary call of etcd's API (``service``/``method`` by name) on the
-        current endpoint, failing over while endpoints are unreachable."""
+        """A unary call of etcd's API, or of raftkv's Store service
+        (``service``/``method`` by name), on the current endpoint, failing
+        over while endpoints are unreachable."""
         last: grpc.RpcError | None = None
         renewed = False
         attempt = 0
         while attempt < len(self.endpoints):
             index = (self._current + attempt) % len(self.endpoints)
-            stub = getattr(rpc_pb2_grpc, f"{service}Stub")(self.channel(index))
+            stub = _STUBS[service](self.channel(index))
             try:
                 response = getattr(stub, method)(message, timeout=self.timeout, metadata=self.metadata())
             except grpc.RpcError as e:
@@ -308,13 +320,27 @@ class Client(KVClient):
         return _RemoteWatch(self, request)
 
     def status(self) -> Status:
+        """etcd's Status, with the counts raftkv's Store service adds; from
+        etcd itself (no such service) the counts are -1 and the compaction
+        revision 0."""
         r = self.call("Maintenance", "Status", rpc_pb2.StatusRequest())
-        return Status(
+        status = Status(
             version=r.version, member_id=r.header.member_id, leader=r.leader, raft_term=r.raftTerm,
             raft_index=r.raftIndex, revision=r.header.revision, compact_revision=0,
             key_count=-1, lease_count=-1, watcher_count=-1, is_learner=r.isLearner,
             raft_applied_index=r.raftAppliedIndex, db_size=r.dbSize, db_size_in_use=r.dbSizeInUse,
         )
+        try:
+            counts = self.call("Store", "Counts", store_pb2.CountsRequest())
+        except NotSupported:
+            return status
+        if counts.member_id == status.member_id:  # not another member's, after a failover
+            status.revision = counts.revision
+            status.compact_revision = counts.compact_revision
+            status.key_count = counts.key_count
+            status.lease_count = counts.lease_count
+            status.watcher_count = counts.watcher_count
+        return status
 
     def defragment(self) -> None:
         self.call("Maintenance", "Defragment", rpc_pb2.DefragmentRequest())

@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from raftkv._proto.etcdserverpb import rpc_pb2_grpc
+from raftkv._proto.raftkvpb import store_pb2_grpc
 from raftkv._proto.v3electionpb import v3election_pb2_grpc
 from raftkv._proto.v3lockpb import v3lock_pb2_grpc
 from raftkv.server.aio import Blocking, GrpcServer
@@ -22,6 +23,7 @@ from raftkv.server.lease import LeaseService
 from raftkv.server.lock import LockService
 from raftkv.server.maintenance import MaintenanceService
 from raftkv.server.metrics import ServerMetrics
+from raftkv.server.store import StoreService
 from raftkv.server.watch import WatchService
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,8 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
                  max_workers: int = 512, credentials: grpc.ServerCredentials | None = None,
                  metrics: ServerMetrics | None = None) -> GrpcServer:
     """The member's gRPC server: etcd's KV, Lease, Watch, Maintenance and
-    Cluster services, v3lock's Lock, v3election's Election and gRPC health;
+    Cluster services, v3lock's Lock, v3election's Election, raftkv's Store
+    and gRPC health;
     with ``metrics``, every call is counted and timed there. Unary calls run
     in a pool of ``max_workers`` threads; streams on the server's event loop."""
     limit = max_request_bytes + GRPC_OVERHEAD_BYTES
@@ -50,6 +53,7 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
         rpc_pb2_grpc.add_AuthServicer_to_server(AuthService(ctx), server)
         v3lock_pb2_grpc.add_LockServicer_to_server(LockService(ctx, recipes), server)
         v3election_pb2_grpc.add_ElectionServicer_to_server(ElectionService(ctx, recipes), server)
+        store_pb2_grpc.add_StoreServicer_to_server(StoreService(ctx), server)
         health_servicer = health.aio.HealthServicer()
         asyncio.get_running_loop().create_task(health_servicer.set("", health_pb2.HealthCheckResponse.SERVING))
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -297,6 +297,20 @@ def test_cluster3_member_update_promote_learner():
                                      for k in etcd if etcd.get(k) != raftkv.get(k))
 
 
+def test_client_status_counts_from_raftkv_and_none_from_etcd(etcd_cluster3, raftkv_cluster3):
+    """raftkv.Client.status() takes the counts etcd's Status lacks from
+    raftkv's Store service; etcd has no such service, so they stay unknown."""
+    from raftkv.client.remote import Client
+
+    with Client(etcd_cluster3.endpoints[:1], timeout=5) as c:
+        status = c.status()
+        assert (status.key_count, status.lease_count, status.watcher_count) == (-1, -1, -1)
+        assert status.revision > 0 and status.member_id
+    with Client(raftkv_cluster3.endpoints[:1], timeout=5) as c:
+        status = c.status()
+        assert min(status.key_count, status.lease_count, status.watcher_count, status.compact_revision) >= 0
+
+
 def test_client_member_ids_are_the_servers_own(etcd_cluster3, raftkv_cluster3):
     """raftkv.Client reports each member with the ID the server gave it (etcd
     derives IDs differently from raftkv), so member_remove(m.id) finds it."""

@@ -121,3 +121,24 @@ def test_observe_ends_when_the_caller_leaves(embedded):
     stream.cancel()
     assert done.wait(5)
     wait_until(lambda: kv.status().watcher_count == 0, timeout=5, what="observer's watch ended")
+
+
+@pytest.mark.timeout(60)
+def test_a_remote_clients_status_has_the_members_counts_and_compaction():
+    with raftkv.open() as kv:
+        server, address = _serve(kv)
+        try:
+            kv.put("a", "1")
+            kv.put("a", "2")
+            kv.put("b", "1")
+            kv.compact(3)
+            lease = kv.lease(60)
+            watch = kv.watch("a")
+            with raftkv.Client([address]) as remote:
+                status = remote.status()
+            watch.cancel()
+        finally:
+            server.stop(grace=None).wait()
+    assert (status.compact_revision, status.key_count, status.lease_count, status.watcher_count) == (3, 2, 1, 1)
+    assert (status.member_id, status.revision) == (2, 4)
+    assert lease.id
