@@ -8,6 +8,7 @@ its own thread.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,8 @@ from aiohttp import web
 
 from raftkv.apiserver import discovery, openapi, tables
 from raftkv.apiserver.paths import ResourcePath, parse
-from raftkv.objects import BadRequest, NotFound, ObjectError, ObjectStore
+from raftkv.apiserver.subresources import bind_pod, typed_body
+from raftkv.objects import BadRequest, NotFound, ObjectError, ObjectStore, WritePart
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +124,16 @@ class ApiServer:
         if target.subresource == "scale" and name is not None and \
                 (kind.group, kind.kind) in discovery.SCALABLE:
             return await self._scale(request, target)
-        if target.subresource not in (None, "status"):
+        if target.subresource == "binding" and name is not None and (kind.group, kind.kind) == ("", "Pod") \
+                and request.method == "POST":
+            _json_body_only(request)
+            body = await self._body(request)
+            now = datetime.datetime.now(datetime.UTC)
+            return _json(await self._call(bind_pod, store, ns or "default", name, body, now), 201)
+        if target.subresource not in (None, "status") or \
+                (target.subresource == "status" and not kind.status_subresource):
             raise NotFound("the server could not find the requested resource")
+        part = WritePart.STATUS if target.subresource == "status" else WritePart.MAIN
         if name is None:
             if request.method == "GET":
                 if query.get("watch") in ("1", "true"):
@@ -138,8 +148,8 @@ class ApiServer:
                 return _json(listed.to_dict())
             if request.method == "POST":
                 _json_body_only(request)
-                body = await self._body(request)
-                created = await self._call(store.create, body, ns, dry_run="dryRun" in query)
+                body = typed_body(await self._body(request), kind)
+                created = await self._call(store.create, body, ns, dry_run="dryRun" in query, part=part)
                 return _json(created, 201)
             raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
         if request.method == "GET":
@@ -149,13 +159,11 @@ class ApiServer:
             return _json(found)
         if request.method == "PUT":
             _json_body_only(request)
-            body = await self._body(request)
-            if not isinstance(body, dict):
-                raise BadRequest("the body of the request must be an object")
+            body = typed_body(await self._body(request), kind)
             body.setdefault("metadata", {}).setdefault("name", name)
             if body["metadata"]["name"] != name:
                 raise BadRequest("the name of the object does not match the name on the URL")
-            return _json(await self._call(store.update, body, ns, dry_run="dryRun" in query))
+            return _json(await self._call(store.update, body, ns, dry_run="dryRun" in query, part=part))
         if request.method == "PATCH":
             patch_type = PATCH_TYPES.get(request.content_type)
             if patch_type is None:
@@ -165,7 +173,7 @@ class ApiServer:
                               "reason": "UnsupportedMediaType", "code": 415}, 415)
             body = await self._body(request)
             return _json(await self._call(store.patch, kind, name, body, ns, patch_type=patch_type,
-                                          dry_run="dryRun" in query))
+                                          dry_run="dryRun" in query, part=part))
         if request.method == "DELETE":
             options = await self._body(request) if request.can_read_body else None
             policy = query.get("propagationPolicy") or (options or {}).get("propagationPolicy")

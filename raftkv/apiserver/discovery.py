@@ -14,7 +14,7 @@ VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update
 KUBERNETES_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-raftkv", "gitCommit": "",
                       "gitTreeState": "clean", "buildDate": "", "goVersion": "", "compiler": "raftkv",
                       "platform": "linux/amd64"}
-# subresources the server serves for a kind: status for every builtin kind with one, scale for these
+# subresources the server serves for a kind: status for every kind with one, pods/binding, scale for these
 SCALABLE = {("apps", "Deployment"), ("apps", "ReplicaSet"), ("apps", "StatefulSet")}
 
 
@@ -50,8 +50,12 @@ def resource_list(kinds: KindRegistry, group: str, version: str) -> dict[str, An
     resources = []
     for kind in sorted(found, key=lambda k: k.plural):
         resources.append(_resource(kind))
-        resources.append({"name": f"{kind.plural}/status", "singularName": "", "namespaced": kind.namespaced,
-                          "kind": kind.kind, "verbs": ["get", "patch", "update"]})
+        if (kind.group, kind.kind) == ("", "Pod"):
+            resources.append({"name": "pods/binding", "singularName": "", "namespaced": True,
+                              "kind": "Binding", "verbs": ["create"]})
+        if kind.status_subresource:
+            resources.append({"name": f"{kind.plural}/status", "singularName": "", "namespaced": kind.namespaced,
+                              "kind": kind.kind, "verbs": ["get", "patch", "update"]})
         if (kind.group, kind.kind) in SCALABLE:
             resources.append({"name": f"{kind.plural}/scale", "singularName": "", "namespaced": True,
                               "group": "autoscaling", "version": "v1", "kind": "Scale",

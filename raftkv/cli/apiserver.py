@@ -23,8 +23,13 @@ def register(cli: click.Group) -> None:
 @click.option("--secure-port", type=int, default=6443, show_default=True)
 @click.option("--tls-cert-file", default=None, help="Serve HTTPS with this certificate (plain HTTP without).")
 @click.option("--tls-private-key-file", default=None)
+@click.option("--service-cluster-ip-range", default="10.0.0.0/24", show_default=True,
+              help="Where Services' cluster IPs come from (the first is the kubernetes Service's).")
+@click.option("--service-node-port-range", default="30000-32767", show_default=True,
+              help="Where NodePort and LoadBalancer Services' node ports come from.")
 def apiserver(etcd_servers: str, embedded_dir: str | None, bind_address: str, secure_port: int,
-              tls_cert_file: str | None, tls_private_key_file: str | None) -> None:
+              tls_cert_file: str | None, tls_private_key_file: str | None, service_cluster_ip_range: str,
+              service_node_port_range: str) -> None:
     """Serve the Kubernetes API (kubectl, client libraries) over raftkv's objects.
 
     \b
@@ -36,11 +41,17 @@ def apiserver(etcd_servers: str, embedded_dir: str | None, bind_address: str, se
 
     import raftkv
     from raftkv.apiserver.app import ApiServer
+    from raftkv.apiserver.bootstrap import ensure_kubernetes_service
     from raftkv.client.remote import Client
     from raftkv.objects import ObjectStore
+    from raftkv.objects.services import ServiceRanges
 
     if bool(tls_cert_file) != bool(tls_private_key_file):
         raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
+    try:
+        ranges = ServiceRanges.parse(service_cluster_ip_range, service_node_port_range)
+    except ValueError as e:
+        raise click.UsageError(f"--service-cluster-ip-range or --service-node-port-range: {e}") from None
     kv = raftkv.open(embedded_dir) if embedded_dir else Client(etcd_servers)
     tls = None
     if tls_cert_file:
@@ -52,7 +63,10 @@ def apiserver(etcd_servers: str, embedded_dir: str | None, bind_address: str, se
     scheme = "https" if tls else "http"
     click.echo(f"serving the Kubernetes API on {scheme}://{bind_address}:{secure_port}", err=True)
     try:
-        web.run_app(ApiServer(ObjectStore(kv)).application(), host=bind_address, port=secure_port,
+        store = ObjectStore(kv, service_ranges=ranges)
+        ensure_kubernetes_service(store, "127.0.0.1" if bind_address in ("0.0.0.0", "::") else bind_address,
+                                  secure_port)
+        web.run_app(ApiServer(store).application(), host=bind_address, port=secure_port,
                     ssl_context=tls, print=None, handler_cancellation=True, access_log=None)
     finally:
         kv.close()

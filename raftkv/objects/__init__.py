@@ -42,7 +42,7 @@ from raftkv.objects.selectors import (
     parse_selector,
     selector_from_label_selector,
 )
-from raftkv.objects.store import ObjectList, ObjectStore, retry_on_conflict
+from raftkv.objects.store import ObjectList, ObjectStore, WritePart, retry_on_conflict
 from raftkv.objects.watch import ObjectWatch, WatchEvent
 
 __all__ = [
@@ -50,7 +50,7 @@ __all__ = [
     "Expired", "FieldError", "FieldSelector", "FieldSelectorParseError", "Forbidden", "Gone", "InternalError",
     "Invalid", "Kind", "KindRegistry", "LabelSelector", "LabelSelectorRequirement", "NotFound", "ObjectError",
     "ObjectList", "ObjectStore", "ObjectWatch", "Operator", "RequestEntityTooLarge", "Requirement", "Selector",
-    "SelectorParseError", "Timeout", "UnknownKind", "WatchEvent", "as_selector", "create_merge_patch",
+    "SelectorParseError", "Timeout", "UnknownKind", "WatchEvent", "WritePart", "as_selector", "create_merge_patch",
     "kind_from_crd", "load_manifest", "merge_patch", "parse_field_selector", "parse_selector",
     "retry_on_conflict", "selector_from_label_selector",
 ]

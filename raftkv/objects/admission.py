@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import secrets
 import uuid
 from typing import Any
@@ -58,6 +59,8 @@ def normalize(kind: Kind, obj: Any) -> dict[str, Any]:
         for field in ("creationTimestamp", "deletionTimestamp"):
             if field in m and m[field] is None:
                 del m[field]
+            elif isinstance(m.get(field), str):
+                m[field] = _canonical_time(m[field])
     if kind.schema is not None:
         errs = check_types(obj, dict(kind.schema))
         if errs:
@@ -65,6 +68,18 @@ def normalize(kind: Kind, obj: Any) -> dict[str, Any]:
     obj["apiVersion"] = kind.api_version
     obj["kind"] = kind.kind
     return obj
+
+
+def _canonical_time(text: str) -> str:
+    """An RFC 3339 time as Kubernetes writes it (UTC, seconds, "Z"), so
+    that "…+00:00" from a client equals the "…Z" stored."""
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f'parsing time "{text}": not an RFC 3339 time') from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.UTC)
+    return parsed.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def generate_name(base: str, max_length: int) -> str:
@@ -160,6 +175,25 @@ def _defaults(kind: Kind, obj: dict[str, Any]) -> None:
         spec = obj.setdefault("spec", {})
         spec.setdefault("finalizers", [NAMESPACE_FINALIZER])
         obj.setdefault("status", {}).setdefault("phase", "Active")
+    elif kind.kind == "Service" and isinstance(obj.get("spec", {}), dict):
+        _service_defaults(obj.setdefault("spec", {}))
+
+
+def _service_defaults(spec: dict[str, Any]) -> None:
+    """The fields kube-apiserver fills in a Service left out."""
+    service_type = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    if service_type != "ExternalName":
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+    if service_type in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
 
 
 def validate(kind: Kind, obj: dict[str, Any]) -> None:

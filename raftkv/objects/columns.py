@@ -91,6 +91,39 @@ def _ports(o: dict[str, Any]) -> str:
     return ",".join(ports) or "<none>"
 
 
+def _endpoints(o: dict[str, Any], shown: int = 3) -> str:
+    """kubectl's ENDPOINTS: address:port pairs, the first three and a count of the rest."""
+    pairs = [f"{a.get('ip', '')}:{p.get('port', '')}" if p else a.get("ip", "")
+             for subset in o.get("subsets") or [] if isinstance(subset, dict)
+             for p in (subset.get("ports") or [None])
+             for a in subset.get("addresses") or []]
+    if not pairs:
+        return "<none>"
+    more = f" + {len(pairs) - shown} more..." if len(pairs) > shown else ""
+    return ",".join(pairs[:shown]) + more
+
+
+def _slice_ports(o: dict[str, Any]) -> str:
+    ports = [str(p.get("port")) for p in o.get("ports") or [] if isinstance(p, dict) and p.get("port") is not None]
+    return ",".join(ports) or "<unset>"
+
+
+def _slice_endpoints(o: dict[str, Any], shown: int = 3) -> str:
+    addresses = [a for e in o.get("endpoints") or [] if isinstance(e, dict) for a in e.get("addresses") or []]
+    if not addresses:
+        return "<unset>"
+    more = f" + {len(addresses) - shown} more..." if len(addresses) > shown else ""
+    return ",".join(addresses[:shown]) + more
+
+
+def _readiness_gates(o: dict[str, Any]) -> str:
+    gates = field(o, "spec", "readinessGates", default=[]) or []
+    if not gates:
+        return "<none>"
+    met = {c.get("type") for c in field(o, "status", "conditions", default=[]) or [] if c.get("status") == "True"}
+    return f"{sum(1 for g in gates if g.get('conditionType') in met)}/{len(gates)}"
+
+
 def _ready_containers(o: dict[str, Any]) -> int:
     return sum(1 for s in field(o, "status", "containerStatuses", default=[]) or [] if s.get("ready"))
 
@@ -128,6 +161,9 @@ COLUMNS: dict[str, list[tuple[str, Any]]] = {
                 ("CLUSTER-IP", lambda o: field(o, "spec", "clusterIP", default="<none>")),
                 ("EXTERNAL-IP", lambda o: ",".join(field(o, "spec", "externalIPs", default=[]) or []) or "<none>"),
                 ("PORT(S)", _ports)],
+    "Endpoints": [("ENDPOINTS", _endpoints)],
+    "EndpointSlice": [("ADDRESSTYPE", lambda o: o.get("addressType", "")), ("PORTS", _slice_ports),
+                      ("ENDPOINTS", _slice_endpoints)],
     "ConfigMap": [("DATA", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))],
     "Secret": [("TYPE", lambda o: o.get("type", "Opaque")),
                ("DATA", lambda o: len(o.get("data") or {}) + len(o.get("stringData") or {}))],
@@ -161,7 +197,9 @@ WIDE: dict[str, list[tuple[str, Any]]] = {
     "StatefulSet": [("CONTAINERS", lambda o: ",".join(c.get("name", "") for c in _containers(o)) or "<none>"),
                     ("IMAGES", lambda o: ",".join(c.get("image", "") for c in _containers(o)) or "<none>")],
     "Pod": [("IP", lambda o: field(o, "status", "podIP", default="<none>")),
-            ("NODE", lambda o: field(o, "spec", "nodeName", default="<none>"))],
+            ("NODE", lambda o: field(o, "spec", "nodeName", default="<none>")),
+            ("NOMINATED NODE", lambda o: field(o, "status", "nominatedNodeName", default="<none>")),
+            ("READINESS GATES", lambda o: _readiness_gates(o))],
     "Service": [("SELECTOR", lambda o: selector_text(field(o, "spec", "selector")))],
     "Job": [("CONTAINERS", lambda o: ",".join(c.get("name", "") for c in _containers(o)) or "<none>"),
             ("IMAGES", lambda o: ",".join(c.get("image", "") for c in _containers(o)) or "<none>")],

@@ -135,7 +135,9 @@ class Kind:
     subdomain, most kinds), "label" (DNS-1123 label, Namespaces) or "dns1035"
     (Services). ``fields`` lists the top-level fields an object may have
     besides apiVersion, kind and metadata (None: any). ``schema`` is an
-    OpenAPI v3 subset checked on every write.
+    OpenAPI v3 subset checked on every write. With ``status_subresource``
+    the status is written through the status subresource alone (and only
+    the status is written through it), as in Kubernetes.
     """
 
     kind: str
@@ -150,6 +152,7 @@ class Kind:
     fields: frozenset[str] | None = None
     schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
     builtin: bool = False
+    status_subresource: bool = False
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -197,7 +200,7 @@ def _builtin(kind: str, plural: str, short: tuple[str, ...] = (), *, group: str 
     fields = fields if fields is not None else {"spec": _OBJ, "status": _OBJ}
     return Kind(kind=kind, plural=plural, short_names=short, namespaced=namespaced, group=group,
                 version="v1", name_format=name_format, fields=_top(*fields),
-                schema=object_schema(**fields), builtin=True)
+                schema=object_schema(**fields), builtin=True, status_subresource="status" in fields)
 
 
 _WORKLOAD = {"spec": _WORKLOAD_SPEC, "status": _OBJ}
@@ -216,6 +219,15 @@ BUILTIN_KINDS: tuple[Kind, ...] = (
         "spec": _POD_SPEC,
         "status": {"type": "object", "properties": {"phase": _STR, "podIP": _STR, "hostIP": _STR,
                                                     "conditions": _ARR}},
+    }),
+    _builtin("Endpoints", "endpoints", ("ep",), fields={"subsets": _ARR}),
+    _builtin("EndpointSlice", "endpointslices", group="discovery.k8s.io", fields={
+        "addressType": {"type": "string", "enum": ["IPv4", "IPv6", "FQDN"]}, "endpoints": _ARR, "ports": _ARR,
+    }),
+    _builtin("Event", "events", ("ev",), fields={
+        "involvedObject": _OBJ, "reason": _STR, "message": _STR, "source": _OBJ, "type": _STR, "count": _INT,
+        "firstTimestamp": _STR, "lastTimestamp": _STR, "eventTime": _STR, "series": _OBJ, "action": _STR,
+        "related": _OBJ, "reportingComponent": _STR, "reportingInstance": _STR,
     }),
     _builtin("ReplicaSet", "replicasets", ("rs",), group="apps", fields=_WORKLOAD),
     _builtin("Deployment", "deployments", ("deploy",), group="apps", fields=_WORKLOAD),
@@ -433,6 +445,7 @@ def kind_from_crd(crd: Mapping[str, Any]) -> Kind:
         version=storage_version.get("name", ""),
         versions=tuple(dict.fromkeys((storage_version.get("name", ""), *served))),
         schema=full_schema,
+        status_subresource="status" in (storage_version.get("subresources") or {}),
     )
     errs = check_kind_names(kind)
     if errs:

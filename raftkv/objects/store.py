@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import enum
 import json
 import logging
 import random
@@ -30,7 +31,7 @@ from raftkv.client import ops
 from raftkv.client.api import KVClient
 from raftkv.errors import Compacted, FutureRevision, RequestTooLarge
 from raftkv.mvcc.types import KeyValue
-from raftkv.objects import admission, keys
+from raftkv.objects import admission, keys, services
 from raftkv.objects.crypto import Encryptor, as_encryptor, is_encrypted
 from raftkv.objects.errors import (
     CONTINUE_TOO_OLD,
@@ -58,6 +59,7 @@ from raftkv.objects.patch import (
     patch_mentions_resource_version,
 )
 from raftkv.objects.selectors import LabelSelectorLike, as_selector
+from raftkv.objects.services import ServiceRanges
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,14 @@ PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
 DEFAULT_NAMESPACE = "default"
 _CREATE_ATTEMPTS = 8
 _LIST_BATCH = 256
+
+
+class WritePart(enum.Enum):
+    """What a write may change."""
+
+    WHOLE = "whole"  # every field: raftkv's own API
+    MAIN = "main"  # Kubernetes' main resource: the stored status stays, for kinds with a status subresource
+    STATUS = "status"  # Kubernetes' status subresource: the status alone
 
 
 @dataclass
@@ -168,8 +178,9 @@ class ObjectStore:
 
     def __init__(self, kv: KVClient, encryption_key: Encryptor | str | bytes | Any = None, *,
                  kinds: KindRegistry | None = None, clock: Callable[[], float] = time.time,
-                 create_default_namespace: bool = True) -> None:
+                 create_default_namespace: bool = True, service_ranges: ServiceRanges | None = None) -> None:
         self.kv = kv
+        self.service_ranges = service_ranges or ServiceRanges()
         self.kinds = kinds if kinds is not None else KindRegistry()
         self.encryptor: Encryptor | None = as_encryptor(encryption_key)
         self._clock = clock
@@ -317,20 +328,44 @@ class ObjectStore:
 
     def _put_if_unchanged(self, key: bytes, kv: KeyValue, value: bytes, old: dict[str, Any],
                           new: dict[str, Any]) -> int | None:
-        r = self._commit(self.kv.txn().if_(ops.mod_revision(key) == kv.mod_revision)
-                         .then(ops.put(key, value), *_owner_index_ops(key, old, new)))
-        return r.revision if r.succeeded else None
+        r = self._commit(self.kv.txn().if_(ops.mod_revision(key) == kv.mod_revision, *_claim_guards(old, new))
+                         .then(ops.put(key, value), *_index_ops(key, old, new)))
+        if r.succeeded:
+            return r.revision
+        now = self.kv.get(key)
+        if now is not None and now.mod_revision == kv.mod_revision:  # a claim was taken, not the object
+            errs = services.already_allocated(new, self._claims_taken() - services.claims(old))
+            if errs:
+                raise Invalid.of("Service", new["metadata"].get("name", ""), errs)
+        return None
 
     def _remove(self, kind: Kind, obj: dict[str, Any], kv: KeyValue) -> int | None:
         """Delete the key if it is still at ``kv``'s revision (``obj`` is its
         value), then let the garbage collector react. Returns the delete's revision."""
         r = self._commit(self.kv.txn().if_(ops.mod_revision(kv.key) == kv.mod_revision)
-                         .then(ops.delete(kv.key), *_owner_index_ops(kv.key, obj, None)))
+                         .then(ops.delete(kv.key), *_index_ops(kv.key, obj, None)))
         if not r.succeeded:
             return None
         log.debug("deleted key=%s revision=%d", kv.key.decode(), r.revision)
         self.gc.after_removal(kind, obj)
         return r.revision
+
+    def _claims_taken(self) -> set[bytes]:
+        prefix = services.ALLOCATIONS.encode()
+        return {kv.key for kv in self.kv.range(prefix, keys.range_end(prefix), keys_only=True).kvs}
+
+    def _allocate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
+        """A Service's cluster IP and node ports: chosen where left to the
+        server, kept from ``old`` on an update, refused when taken or out of range."""
+        if not services.is_service(kind):
+            return
+        if old is not None:
+            services.carry_over(obj, old)
+        taken = self._claims_taken() - services.claims(old)
+        services.assign(obj, self.service_ranges, taken)
+        errs = services.check(obj, self.service_ranges, old) + services.already_allocated(obj, taken)
+        if errs:
+            raise Invalid.of(kind.qualified_kind, obj["metadata"].get("name", ""), errs)
 
     def _commit(self, builder: Any) -> Any:
         try:
@@ -362,17 +397,22 @@ class ObjectStore:
     # ---- create / get ---------------------------------------------------------
 
     def create(self, obj: dict[str, Any], namespace: str | None = None, *,
-               dry_run: bool = False) -> dict[str, Any]:
+               dry_run: bool = False, part: WritePart = WritePart.WHOLE) -> dict[str, Any]:
         """Create an object; returns it as stored (uid, creationTimestamp,
         resourceVersion and a generated name filled in). Raises AlreadyExists,
-        Invalid, NotFound (namespace), Forbidden (terminating namespace)."""
+        Invalid, NotFound (namespace), Forbidden (terminating namespace).
+        Created through Kubernetes' main resource (``part`` MAIN), an object
+        of a kind with a status subresource starts without a status."""
         kind = self.kind_of(obj)
         new = admission.normalize(kind, obj)
+        if part is WritePart.MAIN and kind.status_subresource:
+            new.pop("status", None)
         m = new["metadata"]
         ns = self._namespace(kind, m.get("namespace"), namespace)
         generated = not m.get("name") and bool(m.get("generateName"))
         for _ in range(_CREATE_ATTEMPTS):
             candidate = admission.prepare_create(kind, copy.deepcopy(new), ns, self._now())
+            self._allocate(kind, candidate)
             admission.validate(kind, candidate)
             if kind.kind == CRD_KIND and kind.builtin:
                 self.kinds.check(kind_from_crd(candidate))
@@ -384,7 +424,10 @@ class ObjectStore:
                 if self.kv.get(key) is not None:
                     raise AlreadyExists.of(kind.plural, kind.group, name)
                 return candidate
-            created = self._create_once(kind, ns, name, key, candidate)
+            try:
+                created = self._create_once(kind, ns, name, key, candidate)
+            except _ClaimTaken:
+                continue  # another Service took an IP or port chosen for this one: choose again
             if created is not None:
                 return created
             if not generated:
@@ -394,12 +437,12 @@ class ObjectStore:
     def _create_once(self, kind: Kind, ns: str, name: str, key: bytes,
                      obj: dict[str, Any]) -> dict[str, Any] | None:
         while True:
-            guards = [ops.create_revision(key) == 0]
+            guards = [ops.create_revision(key) == 0, *_claim_guards(None, obj)]
             if kind.namespaced:
                 ns_kv = self._check_namespace(kind, ns, name)
                 guards.append(ops.mod_revision(ns_kv.key) == ns_kv.mod_revision)
             r = self._commit(self.kv.txn().if_(*guards)
-                             .then(ops.put(key, self._encode(kind, key, obj)), *_owner_index_ops(key, None, obj))
+                             .then(ops.put(key, self._encode(kind, key, obj)), *_index_ops(key, None, obj))
                              .else_(ops.get(key)))
             if r.succeeded:
                 obj["metadata"]["resourceVersion"] = str(r.revision)
@@ -409,6 +452,8 @@ class ObjectStore:
                 return obj
             if r.responses[0].kvs:
                 return None  # the name is taken
+            if services.claims(obj) & self._claims_taken():
+                raise _ClaimTaken()
             # the namespace changed between the check and the txn: check again
 
     def get(self, kind: KindRef, name: str, namespace: str | None = None) -> dict[str, Any]:
@@ -488,10 +533,11 @@ class ObjectStore:
     # ---- update / patch -------------------------------------------------------
 
     def update(self, obj: dict[str, Any], namespace: str | None = None, *,
-               dry_run: bool = False) -> dict[str, Any]:
+               dry_run: bool = False, part: WritePart = WritePart.WHOLE) -> dict[str, Any]:
         """Replace an object. With metadata.resourceVersion set (as read) it is
         a compare-and-swap: Conflict if the object changed since; without it,
-        the last writer wins. An update that changes nothing writes nothing."""
+        the last writer wins. An update that changes nothing writes nothing.
+        ``part`` is what the update may change (WritePart)."""
         kind = self.kind_of(obj)
         new = admission.normalize(kind, obj)
         m = new["metadata"]
@@ -501,16 +547,18 @@ class ObjectStore:
                 "metadata.name", "Required value", detail="name is required")])
         ns = self._namespace(kind, m.get("namespace"), namespace)
         expected = parse_resource_version(m.get("resourceVersion"))
-        return self._guaranteed_update(kind, ns, name, lambda current: copy.deepcopy(new),
+        write = _part_writer(kind, part)
+        return self._guaranteed_update(kind, ns, name, lambda current: write(current, copy.deepcopy(new)),
                                        expected_rv=expected, retry=expected is None, dry_run=dry_run)
 
     def patch(self, kind: KindRef, name: str, patch: Any, namespace: str | None = None, *,
-              patch_type: str = MERGE, dry_run: bool = False) -> dict[str, Any]:
+              patch_type: str = MERGE, dry_run: bool = False, part: WritePart = WritePart.WHOLE) -> dict[str, Any]:
         """Patch an object with a JSON merge patch ("merge", RFC 7386) or a
         JSON patch ("json", RFC 6902), given as a dict/list or JSON text.
         Retried on conflict unless the patch sets metadata.resourceVersion,
-        which then must match."""
+        which then must match. ``part`` is what the patch may change (WritePart)."""
         k = self.kind(kind)
+        write = _part_writer(k, part)
         ptype = PATCH_TYPES.get(patch_type)
         if ptype is None:
             raise BadRequest(f"unsupported patch type {patch_type!r}; use 'merge', 'json' or 'strategic'")
@@ -531,7 +579,7 @@ class ObjectStore:
             if result.get("kind") != k.kind or result.get("apiVersion") not in \
                     [f"{k.group}/{v}" if k.group else v for v in k.versions]:
                 raise BadRequest("the patch may not change the object's apiVersion or kind")
-            return admission.normalize(k, result)
+            return write(current, admission.normalize(k, result))
 
         return self._guaranteed_update(k, namespace, name, mutate, expected_rv=None, retry=not pinned,
                                        dry_run=dry_run)
@@ -551,6 +599,7 @@ class ObjectStore:
             if expected_rv is not None and kv.mod_revision != expected_rv:
                 raise Conflict.of(kind.plural, kind.group, name)
             new = admission.prepare_update(kind, mutate(copy.deepcopy(current)), current)
+            self._allocate(kind, new, current)
             admission.validate(kind, new)
             if kind.kind == CRD_KIND and kind.builtin:
                 self.kinds.check(kind_from_crd(new), replace=True)
@@ -680,11 +729,45 @@ class ObjectStore:
                            resource_version, allow_bookmarks)
 
 
+def _part_writer(kind: Kind, part: WritePart) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]:
+    """How an update of ``part`` turns (current, proposed) into what is written."""
+    if part is WritePart.WHOLE or not kind.status_subresource and part is WritePart.MAIN:
+        return lambda current, proposed: proposed
+    if part is WritePart.MAIN:
+        return lambda current, proposed: _with_status(proposed, current)
+    if not kind.status_subresource:
+        raise NotFound("the server could not find the requested resource")
+    return lambda current, proposed: _with_status(copy.deepcopy(current), proposed)
+
+
+def _with_status(obj: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    obj.pop("status", None)
+    if "status" in source:
+        obj["status"] = copy.deepcopy(source["status"])
+    return obj
+
+
 def _owner_uids(obj: dict[str, Any] | None) -> set[str]:
     if obj is None:
         return set()
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     return {r["uid"] for r in refs if isinstance(r, dict) and isinstance(r.get("uid"), str) and r["uid"]}
+
+
+class _ClaimTaken(Exception):
+    """A txn creating a Service failed because an IP or port it claims was taken."""
+
+
+def _claim_guards(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
+    """The conditions that the IPs and ports a write newly claims are free."""
+    return [ops.create_revision(claim) == 0 for claim in sorted(services.claims(new) - services.claims(old))]
+
+
+def _index_ops(key: bytes, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
+    """The writes that keep the owner index and the allocations in step with an object's change."""
+    held, holds = services.claims(old), services.claims(new)
+    return [*_owner_index_ops(key, old, new), *(ops.put(claim, key) for claim in sorted(holds - held)),
+            *(ops.delete(claim) for claim in sorted(held - holds))]
 
 
 def _owner_index_ops(key: bytes, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:

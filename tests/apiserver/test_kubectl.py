@@ -7,47 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
-
-from raftkv.addresses import free_ports
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(shutil.which("kubectl") is None,
                                                             reason="kubectl is not installed")]
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    (port,) = free_ports(1)
-    data = tmp_path_factory.mktemp("apiserver")
-    log = open(data / "apiserver.log", "w")  # noqa: SIM115 - open while the server runs
-    proc = subprocess.Popen([sys.executable, "-m", "raftkv", "apiserver", "--embedded", str(data / "store"),
-                             "--secure-port", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, (data / "apiserver.log").read_text()
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def kubectl(url: str, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
