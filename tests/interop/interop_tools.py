@@ -460,7 +460,12 @@ class Normalizer:
             return self._name(int(token, 16))
 
         def dec_repl(m: re.Match) -> str:
-            return self._name(int(m.group(0)))
+            token = m.group(0)
+            # a hex id whose digits happen to be 0-9 alone (about one in 2,000
+            # 16-digit ids) reads as decimal too: a known id wins
+            if int(token) not in self.names and len(token) <= 16 and int(token, 16) in self.names:
+                return self.names[int(token, 16)]
+            return self._name(int(token))
 
         # decimal first (JSON); a token of digits only is taken as decimal
         text = DEC_ID.sub(dec_repl, text)
