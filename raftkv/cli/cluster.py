@@ -6,10 +6,14 @@ import json
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import click
+import yaml
 
 from raftkv.cli import output
 from raftkv.cli.context import CLIError, group, settings, write_out
@@ -78,17 +82,23 @@ def _tail(path: str, lines: int = 5) -> str:
 @click.option("--data-dir", default="raftkv-cluster", show_default=True,
               help="Where the members keep their data and logs; a second `up` resumes them.")
 @click.option("--startup-timeout", type=float, default=30.0, show_default=True, help="Seconds.")
-def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float) -> None:
+@click.option("--kube", is_flag=True, help="Also run `raftkv apiserver` over the cluster, and write a kubeconfig.")
+@click.option("--kube-port", type=click.IntRange(min=1, max=65535), default=6443, show_default=True,
+              help="With --kube: the apiserver's port.")
+def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float, kube: bool, kube_port: int) -> None:
     """Start a local cluster of SIZE `raftkv serve` processes and stop them all on Ctrl-C.
 
     Prints each member's client and peer URLs and the commands to reach it;
     reports members that exit while it runs. Running it again on the same
-    --data-dir resumes the same cluster with its data.
+    --data-dir resumes the same cluster with its data. With --kube, the
+    Kubernetes API is served over the cluster too, and --data-dir/kubeconfig
+    points kubectl at it.
 
     \b
     Example:
         raftkv cluster up --size 3
         raftkv cluster up --size 3 --base-port 32379 --data-dir /tmp/dev-cluster
+        raftkv cluster up --size 3 --kube    # then: KUBECONFIG=raftkv-cluster/kubeconfig kubectl get ns
     """
     from raftkv.cluster.local import LocalCluster
 
@@ -101,7 +111,8 @@ def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float) 
         base_port = record["base_port"]
     if base_port is None:
         base_port = 2379
-    busy = [p for p in range(base_port, base_port + 2 * size) if not _port_free(p)]
+    busy = [p for p in [*range(base_port, base_port + 2 * size), *([kube_port] if kube else [])]
+            if not _port_free(p)]
     if busy:
         raise CLIError(f"port {busy[0]} is in use — is a cluster already running? Stop it, or choose "
                        "other ports with --base-port")
@@ -113,6 +124,7 @@ def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float) 
         "--peer-secret-file", _peer_secret(data_dir), "--initial-cluster-token", token])
     click.echo(f"starting {size} member{'s' if size > 1 else ''} in {data_dir} ...", err=True)
     stopped_by_user = False
+    apiserver: KubeApiServer | None = None
     try:
         with interruptible():
             try:
@@ -122,10 +134,13 @@ def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float) 
                 tail = _tail(broken[0].log_path)
                 raise CLIError(f"the cluster did not come up: {e}"
                                + (f"\n{broken[0].log_path} ends with:\n{tail}" if tail else "")) from None
-            _print_banner(local)
-            _supervise(local)
+            apiserver = _start_apiserver(local, data_dir, kube_port, startup_timeout) if kube else None
+            _print_banner(local, apiserver)
+            _supervise(local, apiserver)
         stopped_by_user = True
     finally:
+        if apiserver is not None:
+            apiserver.stop()
         if any(m.running for m in local.members):
             click.echo(f"stopping {sum(m.running for m in local.members)} member(s) ...", err=True)
         local.stop()
@@ -133,7 +148,68 @@ def up(size: int, base_port: int | None, data_dir: str, startup_timeout: float) 
             click.echo("stopped", err=True)
 
 
-def _print_banner(local) -> None:
+class KubeApiServer:
+    """`raftkv apiserver` over the cluster, as a child process."""
+
+    def __init__(self, endpoints: list[str], data_dir: str, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = os.path.join(data_dir, "apiserver.log")
+        self.kubeconfig = os.path.join(data_dir, "kubeconfig")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - open while the child runs
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "raftkv", "apiserver", "--etcd-servers",
+             ",".join(f"http://{e}" for e in endpoints), "--bind-address", "127.0.0.1", "--secure-port", str(port)],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/readyz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise CLIError(f"the apiserver did not come up; {os.path.relpath(self.log_path)} ends with:\n"
+                               + _tail(self.log_path))
+            time.sleep(0.1)
+
+    def write_kubeconfig(self) -> None:
+        config = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": "raftkv", "cluster": {"server": self.url}}],
+            "users": [{"name": "raftkv", "user": {}}],
+            "contexts": [{"name": "raftkv", "context": {"cluster": "raftkv", "user": "raftkv",
+                                                        "namespace": "default"}}],
+            "current-context": "raftkv",
+        }
+        with open(self.kubeconfig, "w") as f:
+            yaml.safe_dump(config, f, sort_keys=False)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log.close()
+
+
+def _start_apiserver(local, data_dir: str, port: int, timeout: float) -> KubeApiServer:
+    apiserver = KubeApiServer(local.endpoints, data_dir, port)
+    try:
+        apiserver.wait_ready(timeout)
+        apiserver.write_kubeconfig()
+    except BaseException:
+        apiserver.stop()
+        raise
+    return apiserver
+
+
+def _print_banner(local, apiserver: KubeApiServer | None = None) -> None:
     endpoints = ",".join(local.endpoints)
     rows = [[m.name, f"http://{m.endpoint}", m.peer_url, str(m.process.pid),
              os.path.relpath(m.log_path)] for m in local.members]
@@ -145,13 +221,21 @@ def _print_banner(local) -> None:
     click.echo("  raftkv cluster status")
     click.echo("  raftkv put greeting hello && raftkv get greeting")
     click.echo(f"  etcdctl --endpoints {endpoints} member list -w table")
+    if apiserver is not None:
+        click.echo(f"\nThe Kubernetes API is on {apiserver.url} (log: {os.path.relpath(apiserver.log_path)}):")
+        click.echo(f"  export KUBECONFIG={apiserver.kubeconfig}")
+        click.echo("  kubectl get namespaces")
     click.echo("\nCtrl-C stops every member.", err=False)
 
 
-def _supervise(local) -> None:
-    """Until Ctrl-C: report members that exit."""
+def _supervise(local, apiserver: KubeApiServer | None = None) -> None:
+    """Until Ctrl-C: report members (and the apiserver) that exit."""
     reported: set[str] = set()
     while True:
+        if apiserver is not None and "apiserver" not in reported and apiserver.process.poll() is not None:
+            reported.add("apiserver")
+            click.echo(f"the apiserver exited with code {apiserver.process.returncode} — its log is "
+                       f"{os.path.relpath(apiserver.log_path)}", err=True)
         for m in local.members:
             if m.name not in reported and m.process is not None and m.process.poll() is not None:
                 reported.add(m.name)
@@ -159,7 +243,7 @@ def _supervise(local) -> None:
                            f" — the others carry on; its log is {os.path.relpath(m.log_path)}", err=True)
             elif m.name in reported and m.running:
                 reported.discard(m.name)
-        if len(reported) == len(local.members):
+        if len(reported - {"apiserver"}) == len(local.members):
             raise CLIError("every member has exited — see the logs above")
         time.sleep(0.2)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -95,3 +97,30 @@ def test_cluster_up_refuses_busy_ports_and_mismatched_data(tmp_path):
     (tmp_path / "b" / "cluster.json").write_text('{"size": 3, "base_port": 2379}')
     mismatch = run("cluster", "up", "--size", "1", "--data-dir", str(tmp_path / "b"))
     assert mismatch.code == 1 and "holds a cluster of 3 members" in mismatch.err
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_cluster_up_kube_serves_kubectl_through_its_kubeconfig(tmp_path):
+    base, kube_port = free_run(2), free_run(1)
+    data = str(tmp_path / "kube-cluster")
+    try:
+        with Background("cluster", "up", "--size", "1", "--base-port", str(base), "--data-dir", data,
+                        "--kube", "--kube-port", str(kube_port)) as up:
+            up.wait_for(lambda: "Ctrl-C stops every member." in up.out_lines, "the cluster is up", timeout=60)
+            kubeconfig = os.path.join(data, "kubeconfig")
+            assert f"  export KUBECONFIG={kubeconfig}" in up.out_lines
+            env = {**os.environ, "KUBECONFIG": kubeconfig}
+            namespaces = subprocess.run(["kubectl", "get", "namespaces", "-o", "name"], env=env, capture_output=True,
+                                        text=True, timeout=60)
+            assert namespaces.stdout == "namespace/default\n", namespaces.stderr
+            created = subprocess.run(["kubectl", "apply", "-f", "-"], env=env, capture_output=True, text=True,
+                                     timeout=60, input="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\n"
+                                                       "data: {a: '1'}\n")
+            assert created.stdout == "configmap/settings created\n", created.stderr
+            # the objects are the cluster's: raftkv's own verbs see them
+            listed = run("obj", "get", "configmaps", "-o", "name", endpoints=f"127.0.0.1:{base}").ok()
+            assert listed.out == "configmap/settings\n"
+            assert up.interrupt(timeout=30) == 0
+        assert "stopped" in up.err_lines and "Traceback" not in up.err
+    finally:
+        kill_processes_mentioning(data)
