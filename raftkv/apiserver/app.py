@@ -90,6 +90,10 @@ class ApiServer:
             return web.Response(text="ok")
         if path == "/version":
             return _json(discovery.KUBERNETES_VERSION)
+        if path in ("/api", "/apis") and discovery.wants_aggregated(request.headers.get("Accept", "")):
+            answer = _json(discovery.aggregated(kinds, core=path == "/api"))
+            answer.headers["Content-Type"] = discovery.AGGREGATED
+            return answer
         if path == "/api":
             return _json(discovery.api_versions())
         if path == "/openapi/v3":

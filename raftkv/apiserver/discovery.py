@@ -1,7 +1,9 @@
 """Discovery documents: which groups, versions and resources the server has.
 
-kubectl asks first for aggregated discovery; an answer of plain JSON makes
-it use these documents (/api, /apis, /api/v1, /apis/<group>/<version>).
+kubectl asks first for aggregated discovery (apidiscovery.k8s.io/v2: every
+group, version and resource of /api or /apis in one answer); a client that
+does not ask gets the classic documents (/api, /apis, /api/v1,
+/apis/<group>/<version>).
 """
 
 from __future__ import annotations
@@ -69,3 +71,55 @@ def api_group(kinds: KindRegistry, group: str) -> dict[str, Any] | None:
         if entry["name"] == group:
             return {"kind": "APIGroup", "apiVersion": "v1", **entry}
     return None
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+def wants_aggregated(accept: str) -> bool:
+    """Whether the client takes aggregated discovery (apidiscovery.k8s.io/v2), as kubectl asks first."""
+    for choice in accept.split(","):
+        params = dict(p.strip().partition("=")[::2] for p in choice.split(";")[1:])
+        if (params.get("g"), params.get("v"), params.get("as")) == ("apidiscovery.k8s.io", "v2",
+                                                                     "APIGroupDiscoveryList"):
+            return True
+    return False
+
+
+def _discovered_resource(kind: Kind, version: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "resource": kind.plural, "singularResource": kind.singular, "scope": kind.scope, "verbs": VERBS,
+        "responseKind": {"group": kind.group, "version": version, "kind": kind.kind},
+    }
+    if kind.short_names:
+        entry["shortNames"] = list(kind.short_names)
+    subresources = []
+    if kind.status_subresource:
+        subresources.append({"subresource": "status", "verbs": ["get", "patch", "update"],
+                             "responseKind": {"group": kind.group, "version": version, "kind": kind.kind}})
+    if (kind.group, kind.kind) in SCALABLE:
+        subresources.append({"subresource": "scale", "verbs": ["get", "patch", "update"],
+                             "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}})
+    if (kind.group, kind.kind) == ("", "Pod"):
+        subresources.append({"subresource": "binding", "verbs": ["create"],
+                             "responseKind": {"group": "", "version": "v1", "kind": "Binding"}})
+    if subresources:
+        entry["subresources"] = subresources
+    return entry
+
+
+def aggregated(kinds: KindRegistry, core: bool) -> dict[str, Any]:
+    """/api (``core``) or /apis as one APIGroupDiscoveryList."""
+    groups: dict[str, dict[str, list[Kind]]] = {}
+    for kind in kinds:
+        if (kind.group == "") == core:
+            for version in kind.versions:
+                groups.setdefault(kind.group, {}).setdefault(version, []).append(kind)
+    items = []
+    for group, versions in sorted(groups.items()):
+        items.append({"metadata": {"name": group, "creationTimestamp": None}, "versions": [
+            {"version": version, "freshness": "Current",
+             "resources": [_discovered_resource(k, version) for k in sorted(listed, key=lambda k: k.plural)]}
+            for version, listed in versions.items()]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {},
+            "items": items}

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -61,6 +62,20 @@ def test_discovery(server):
     resources = kubectl(server, "api-resources", "--no-headers").stdout
     assert any(line.split()[0] == "deployments" for line in resources.splitlines())
     assert "Server Version: v1.32.0-raftkv" in kubectl(server, "version").stdout
+
+
+def test_aggregated_discovery_when_asked_for(server):
+    aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    asked = urllib.request.Request(server + "/apis", headers={"Accept": aggregated + ",application/json"})
+    with urllib.request.urlopen(asked, timeout=10) as answer:
+        assert answer.headers["Content-Type"] == aggregated
+        groups = {item["metadata"]["name"]: item for item in json.load(answer)["items"]}
+    assert "" not in groups and groups["apps"]["versions"][0]["version"] == "v1"
+    deployments = next(r for r in groups["apps"]["versions"][0]["resources"] if r["resource"] == "deployments")
+    assert (deployments["scope"], deployments["responseKind"]["kind"]) == ("Namespaced", "Deployment")
+    assert sorted(s["subresource"] for s in deployments["subresources"]) == ["scale", "status"]
+    with urllib.request.urlopen(server + "/api", timeout=10) as plain:  # without asking: the classic documents
+        assert json.load(plain)["kind"] == "APIVersions"
 
 
 def test_namespaces_and_watch(server):
