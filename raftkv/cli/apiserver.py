@@ -17,6 +17,8 @@ def register(cli: click.Group) -> None:
 @click.command("apiserver")
 @click.option("--etcd-servers", default="http://127.0.0.1:2379", show_default=True,
               help="The store's client URLs (raftkv's or etcd's), comma-separated.")
+@click.option("--etcd-prefix", default="/registry", show_default=True,
+              help="The prefix of every key the objects are kept under.")
 @click.option("--embedded", "embedded_dir", default=None, metavar="DIR",
               help="Keep the store in this process, durable in DIR, instead of --etcd-servers.")
 @click.option("--bind-address", default="127.0.0.1", show_default=True)
@@ -27,7 +29,7 @@ def register(cli: click.Group) -> None:
               help="Where Services' cluster IPs come from (the first is the kubernetes Service's).")
 @click.option("--service-node-port-range", default="30000-32767", show_default=True,
               help="Where NodePort and LoadBalancer Services' node ports come from.")
-def apiserver(etcd_servers: str, embedded_dir: str | None, bind_address: str, secure_port: int,
+def apiserver(etcd_servers: str, etcd_prefix: str, embedded_dir: str | None, bind_address: str, secure_port: int,
               tls_cert_file: str | None, tls_private_key_file: str | None, service_cluster_ip_range: str,
               service_node_port_range: str) -> None:
     """Serve the Kubernetes API (kubectl, client libraries) over raftkv's objects.
@@ -44,10 +46,15 @@ def apiserver(etcd_servers: str, embedded_dir: str | None, bind_address: str, se
     from raftkv.apiserver.bootstrap import ensure_kubernetes_service
     from raftkv.client.remote import Client
     from raftkv.objects import ObjectStore
+    from raftkv.objects.keys import KeySpace
     from raftkv.objects.services import ServiceRanges
 
     if bool(tls_cert_file) != bool(tls_private_key_file):
         raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
+    try:
+        KeySpace(etcd_prefix)
+    except ValueError as e:
+        raise click.UsageError(f"--etcd-prefix: {e}") from None
     try:
         ranges = ServiceRanges.parse(service_cluster_ip_range, service_node_port_range)
     except ValueError as e:
@@ -63,7 +70,7 @@ def apiserver(etcd_servers: str, embedded_dir: str | None, bind_address: str, se
     scheme = "https" if tls else "http"
     click.echo(f"serving the Kubernetes API on {scheme}://{bind_address}:{secure_port}", err=True)
     try:
-        store = ObjectStore(kv, service_ranges=ranges)
+        store = ObjectStore(kv, service_ranges=ranges, key_prefix=etcd_prefix)
         ensure_kubernetes_service(store, "127.0.0.1" if bind_address in ("0.0.0.0", "::") else bind_address,
                                   secure_port)
         web.run_app(ApiServer(store).application(), host=bind_address, port=secure_port,

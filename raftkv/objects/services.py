@@ -1,11 +1,11 @@
 """What a Service is given on creation: a cluster IP from the service range
 and, for NodePort and LoadBalancer Services, a node port for each port.
 
-Each IP and node port in use is a claim: an empty-valued key
-``/registry-index/allocations/<clusterips|nodeports>/<value>`` whose value
+Each IP and node port in use is a claim: a key
+``<prefix>-index/allocations/<clusterips|nodeports>/<value>`` whose value
 names the Service's key, written in the Service's own txn and guarded there
 (absent before), so two Services never hold the same one, and released in
-the txn that deletes the Service.
+the txn that deletes the Service. Claims are named here without the prefix.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from typing import Any
 
 from raftkv.objects.errors import FieldError, InternalError
 
-ALLOCATIONS = "/registry-index/allocations/"
-CLUSTER_IPS = ALLOCATIONS + "clusterips/"
-NODE_PORTS = ALLOCATIONS + "nodeports/"
+CLUSTER_IPS = "clusterips/"
+NODE_PORTS = "nodeports/"
 NODE_PORT_TYPES = ("NodePort", "LoadBalancer")
 
 
@@ -58,7 +57,7 @@ def _spec(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def claims(obj: dict[str, Any] | None) -> set[bytes]:
-    """The allocation keys an object holds (only Services hold any)."""
+    """The claims an object holds (only Services hold any)."""
     if obj is None or obj.get("kind") != "Service" or obj.get("apiVersion") != "v1":
         return set()
     spec = _spec(obj)

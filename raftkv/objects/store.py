@@ -178,8 +178,10 @@ class ObjectStore:
 
     def __init__(self, kv: KVClient, encryption_key: Encryptor | str | bytes | Any = None, *,
                  kinds: KindRegistry | None = None, clock: Callable[[], float] = time.time,
-                 create_default_namespace: bool = True, service_ranges: ServiceRanges | None = None) -> None:
+                 create_default_namespace: bool = True, service_ranges: ServiceRanges | None = None,
+                 key_prefix: str = keys.DEFAULT_PREFIX) -> None:
         self.kv = kv
+        self.keys = keys.KeySpace(key_prefix)
         self.service_ranges = service_ranges or ServiceRanges()
         self.kinds = kinds if kinds is not None else KindRegistry()
         self.encryptor: Encryptor | None = as_encryptor(encryption_key)
@@ -275,7 +277,7 @@ class ObjectStore:
         if not isinstance(name, str) or not name or "/" in name:
             raise BadRequest(f"invalid object name {name!r}")
         ns = (namespace or DEFAULT_NAMESPACE) if kind.namespaced else ""
-        return keys.object_key(kind, ns, name)
+        return self.keys.object_key(kind, ns, name)
 
     # ---- raw access, shared with the garbage collector ------------------------
 
@@ -289,7 +291,7 @@ class ObjectStore:
               tolerant: bool = False) -> Iterator[tuple[dict[str, Any], KeyValue]]:
         """Every object of a kind (in one namespace, or all), at one revision.
         ``tolerant`` skips values this client cannot decrypt or decode."""
-        prefix = keys.list_prefix(kind, namespace)
+        prefix = self.keys.list_prefix(kind, namespace)
         end = keys.range_end(prefix)
         start = prefix
         while True:
@@ -310,26 +312,26 @@ class ObjectStore:
 
     def _dependents_of(self, owner_uid: str) -> list[tuple[Kind, str, str]]:
         """(kind, namespace, name) of every object naming ``owner_uid`` as an owner."""
-        prefix = keys.owner_index_prefix(owner_uid)
+        prefix = self.keys.owner_index_prefix(owner_uid)
         found = []
-        kinds = sorted(self.kinds, key=lambda k: -len(keys.kind_prefix(k)))
+        kinds = sorted(self.kinds, key=lambda k: -len(self.keys.kind_prefix(k)))
         for kv in self.kv.range(prefix, keys.range_end(prefix), keys_only=True).kvs:
             dependent = kv.key[len(prefix):]
             for kind in kinds:
-                if dependent.startswith(keys.kind_prefix(kind).encode()):
-                    namespace, name = keys.split_key(kind, dependent)
+                if dependent.startswith(self.keys.kind_prefix(kind).encode()):
+                    namespace, name = self.keys.split_key(kind, dependent)
                     found.append((kind, namespace, name))
                     break
         return found
 
     def _count(self, kind: Kind, namespace: str | None) -> int:
-        prefix = keys.list_prefix(kind, namespace)
+        prefix = self.keys.list_prefix(kind, namespace)
         return self.kv.range(prefix, keys.range_end(prefix), count_only=True).count
 
     def _put_if_unchanged(self, key: bytes, kv: KeyValue, value: bytes, old: dict[str, Any],
                           new: dict[str, Any]) -> int | None:
-        r = self._commit(self.kv.txn().if_(ops.mod_revision(key) == kv.mod_revision, *_claim_guards(old, new))
-                         .then(ops.put(key, value), *_index_ops(key, old, new)))
+        r = self._commit(self.kv.txn().if_(ops.mod_revision(key) == kv.mod_revision, *self._claim_guards(old, new))
+                         .then(ops.put(key, value), *self._index_ops(key, old, new)))
         if r.succeeded:
             return r.revision
         now = self.kv.get(key)
@@ -343,7 +345,7 @@ class ObjectStore:
         """Delete the key if it is still at ``kv``'s revision (``obj`` is its
         value), then let the garbage collector react. Returns the delete's revision."""
         r = self._commit(self.kv.txn().if_(ops.mod_revision(kv.key) == kv.mod_revision)
-                         .then(ops.delete(kv.key), *_index_ops(kv.key, obj, None)))
+                         .then(ops.delete(kv.key), *self._index_ops(kv.key, obj, None)))
         if not r.succeeded:
             return None
         log.debug("deleted key=%s revision=%d", kv.key.decode(), r.revision)
@@ -351,8 +353,8 @@ class ObjectStore:
         return r.revision
 
     def _claims_taken(self) -> set[bytes]:
-        prefix = services.ALLOCATIONS.encode()
-        return {kv.key for kv in self.kv.range(prefix, keys.range_end(prefix), keys_only=True).kvs}
+        prefix = self.keys.allocations.encode()
+        return {kv.key[len(prefix):] for kv in self.kv.range(prefix, keys.range_end(prefix), keys_only=True).kvs}
 
     def _allocate(self, kind: Kind, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
         """A Service's cluster IP and node ports: chosen where left to the
@@ -367,6 +369,22 @@ class ObjectStore:
         if errs:
             raise Invalid.of(kind.qualified_kind, obj["metadata"].get("name", ""), errs)
 
+    def _claim_guards(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
+        """The conditions that the IPs and ports a write newly claims are free."""
+        prefix = self.keys.allocations.encode()
+        return [ops.create_revision(prefix + claim) == 0
+                for claim in sorted(services.claims(new) - services.claims(old))]
+
+    def _index_ops(self, key: bytes, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
+        """The writes that keep the owner index and the allocations in step with an object's change."""
+        before, after = _owner_uids(old), _owner_uids(new)
+        held, holds = services.claims(old), services.claims(new)
+        prefix = self.keys.allocations.encode()
+        return [*(ops.put(self.keys.owner_index_key(uid, key), b"") for uid in sorted(after - before)),
+                *(ops.delete(self.keys.owner_index_key(uid, key)) for uid in sorted(before - after)),
+                *(ops.put(prefix + claim, key) for claim in sorted(holds - held)),
+                *(ops.delete(prefix + claim) for claim in sorted(held - holds))]
+
     def _commit(self, builder: Any) -> Any:
         try:
             return builder.commit()
@@ -376,7 +394,7 @@ class ObjectStore:
 
     def _ensure_namespace(self, name: str) -> None:
         ns_kind = self.kinds.for_object("v1", "Namespace")
-        if self.kv.get(keys.object_key(ns_kind, "", name)) is None:
+        if self.kv.get(self.keys.object_key(ns_kind, "", name)) is None:
             try:
                 self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
             except AlreadyExists:
@@ -437,12 +455,12 @@ class ObjectStore:
     def _create_once(self, kind: Kind, ns: str, name: str, key: bytes,
                      obj: dict[str, Any]) -> dict[str, Any] | None:
         while True:
-            guards = [ops.create_revision(key) == 0, *_claim_guards(None, obj)]
+            guards = [ops.create_revision(key) == 0, *self._claim_guards(None, obj)]
             if kind.namespaced:
                 ns_kv = self._check_namespace(kind, ns, name)
                 guards.append(ops.mod_revision(ns_kv.key) == ns_kv.mod_revision)
             r = self._commit(self.kv.txn().if_(*guards)
-                             .then(ops.put(key, self._encode(kind, key, obj)), *_index_ops(key, None, obj))
+                             .then(ops.put(key, self._encode(kind, key, obj)), *self._index_ops(key, None, obj))
                              .else_(ops.get(key)))
             if r.succeeded:
                 obj["metadata"]["resourceVersion"] = str(r.revision)
@@ -481,7 +499,7 @@ class ObjectStore:
             raise BadRequest("limit must be non-negative")
         if namespace is None and k.namespaced:
             namespace = fields.requires("metadata.namespace")
-        prefix = keys.list_prefix(k, namespace)
+        prefix = self.keys.list_prefix(k, namespace)
         end = keys.range_end(prefix)
         start = prefix
         revision = parse_resource_version(resource_version)
@@ -756,25 +774,6 @@ def _owner_uids(obj: dict[str, Any] | None) -> set[str]:
 
 class _ClaimTaken(Exception):
     """A txn creating a Service failed because an IP or port it claims was taken."""
-
-
-def _claim_guards(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
-    """The conditions that the IPs and ports a write newly claims are free."""
-    return [ops.create_revision(claim) == 0 for claim in sorted(services.claims(new) - services.claims(old))]
-
-
-def _index_ops(key: bytes, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
-    """The writes that keep the owner index and the allocations in step with an object's change."""
-    held, holds = services.claims(old), services.claims(new)
-    return [*_owner_index_ops(key, old, new), *(ops.put(claim, key) for claim in sorted(holds - held)),
-            *(ops.delete(claim) for claim in sorted(held - holds))]
-
-
-def _owner_index_ops(key: bytes, old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[Any]:
-    """The writes that keep the owner index in step with an object's change."""
-    before, after = _owner_uids(old), _owner_uids(new)
-    return [*(ops.put(keys.owner_index_key(uid, key), b"") for uid in sorted(after - before)),
-            *(ops.delete(keys.owner_index_key(uid, key)) for uid in sorted(before - after))]
 
 
 def _pending_finalizers(kind: Kind, obj: dict[str, Any]) -> list[str]:

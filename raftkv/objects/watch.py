@@ -85,7 +85,7 @@ class ObjectWatch:
             if rv + 1 < compacted:
                 raise Expired(f"too old resource version: {rv} ({compacted})")
         self.resource_version = rv
-        prefix = keys.list_prefix(kind, namespace)
+        prefix = store.keys.list_prefix(kind, namespace)
         self._watch = store.kv.watch(prefix, keys.range_end(prefix), start_revision=rv + 1,
                                      prev_kv=True, progress_notify=allow_bookmarks)
         log.debug("watch started kind=%s prefix=%s from=%d", kind.kind, prefix.decode(), rv + 1)
@@ -169,7 +169,7 @@ class ObjectWatch:
             old["metadata"]["resourceVersion"] = str(event.kv.mod_revision)
             return WatchEvent(DELETED, old)
         if new is None and old is None and self._labels.empty and self._fields.empty:
-            namespace, name = keys.split_key(kind, event.kv.key)
+            namespace, name = self._store.keys.split_key(kind, event.kv.key)
             meta = {"name": name, "resourceVersion": str(event.kv.mod_revision)}
             if namespace:
                 meta["namespace"] = namespace

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from raftkv.objects import BadRequest, Invalid, Kind, KindRegistry, ObjectStore, UnknownKind, kind_from_crd
-from raftkv.objects.keys import object_key
+from raftkv.objects.keys import REGISTRY
 
 # kind, apiVersion, plural, singular, short names, namespaced (as `kubectl api-resources` lists them)
 BUILTINS = [
@@ -48,9 +48,9 @@ def test_builtin_kinds(kind, api_version, plural, singular, short, namespaced):
 def test_builtin_storage_keys(kind, api_version, plural, singular, short, namespaced):
     k = KindRegistry().for_object(api_version, kind)
     if namespaced:
-        assert object_key(k, "team-a", "x") == f"/registry/{plural}/team-a/x".encode()
+        assert REGISTRY.object_key(k, "team-a", "x") == f"/registry/{plural}/team-a/x".encode()
     else:
-        assert object_key(k, "", "x") == f"/registry/{plural}/x".encode()
+        assert REGISTRY.object_key(k, "", "x") == f"/registry/{plural}/x".encode()
 
 
 def test_every_builtin_kind_can_be_stored(store, kv):
