@@ -1,6 +1,8 @@
-"""OpenAPI v3, as much as kubectl reads: which group-versions exist, and that
+"""OpenAPI v3, as much as kubectl reads: which group-versions exist, that
 each kind's PATCH takes the ``fieldValidation`` parameter (kubectl then asks
-the server to validate, instead of validating against schemas itself)."""
+the server to validate, instead of validating against schemas itself), and
+each kind's schema (the object layer's: field names and types, for
+``kubectl explain``)."""
 
 from __future__ import annotations
 
@@ -42,4 +44,41 @@ def document(kinds: KindRegistry, group_version: str) -> dict[str, Any] | None:
             paths[f"/{group_version}{scope}/{kind.plural}"] = {"post": operation}
     if not paths:
         return None
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0-raftkv"}, "paths": paths}
+    schemas = {schema_name(kind, version): _component(kind, version)
+               for kind in kinds for version in kind.versions if _group_version(kind, version) == group_version}
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0-raftkv"}, "paths": paths,
+            "components": {"schemas": schemas}}
+
+
+def schema_name(kind: Kind, version: str) -> str:
+    """Kubernetes' name for a kind's schema: io.k8s.api.apps.v1.Deployment;
+    a custom resource's group reversed (com.example.v1.Widget)."""
+    if kind.builtin:
+        group = kind.group.split(".")[0] if kind.group else "core"
+        return f"io.k8s.api.{group}.{version}.{kind.kind}"
+    return ".".join([*reversed(kind.group.split(".")), version, kind.kind])
+
+
+_ENVELOPE_DESCRIPTIONS = {
+    "apiVersion": "The group and version of the schema the object follows: group/version, or v1 alone for "
+                  "the core group.",
+    "kind": "The object's type, in CamelCase.",
+    "metadata": "Name, namespace, labels, annotations and owner references, with what the server keeps "
+                "for itself: uid, resourceVersion, generation and timestamps.",
+    "spec": "What the object should be: the desired state its controllers work towards.",
+    "status": "What the object is: the state its controllers observed, written through the status "
+              "subresource.",
+}
+
+
+def _component(kind: Kind, version: str) -> dict[str, Any]:
+    schema = dict(kind.schema or {"type": "object"})
+    schema.setdefault("type", "object")
+    scope = "namespaced" if kind.namespaced else "cluster-scoped"
+    schema["description"] = (f"A {kind.kind} ({kind.group or 'core'} group, {scope}). raftkv's schema: the "
+                             f"fields the server checks and their types.")
+    schema["properties"] = {
+        name: {**field, "description": _ENVELOPE_DESCRIPTIONS[name]} if name in _ENVELOPE_DESCRIPTIONS else field
+        for name, field in (schema.get("properties") or {}).items()}
+    schema["x-kubernetes-group-version-kind"] = [{"group": kind.group, "version": version, "kind": kind.kind}]
+    return schema

@@ -64,6 +64,19 @@ def test_discovery(server):
     assert "Server Version: v1.32.0-raftkv" in kubectl(server, "version").stdout
 
 
+def test_explain_shows_the_kinds_fields_and_types(server):
+    explained = kubectl(server, "explain", "deployment")
+    assert explained.returncode == 0, explained.stderr
+    lines = explained.stdout.splitlines()
+    assert lines[:3] == ["GROUP:      apps", "KIND:       Deployment", "VERSION:    v1"]
+    fields = [line.split() for line in lines if line.startswith("  ") and "<" in line]
+    assert [f[0] for f in fields] == ["apiVersion", "kind", "metadata", "spec", "status"]
+    replicas = kubectl(server, "explain", "deployment.spec.replicas").stdout
+    assert "FIELD: replicas <integer>" in replicas
+    containers = kubectl(server, "explain", "pods.spec.containers").stdout
+    assert "FIELD: containers <[]Object>" in containers and "image\t<string>" in containers
+
+
 def test_aggregated_discovery_when_asked_for(server):
     aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
     asked = urllib.request.Request(server + "/apis", headers={"Accept": aggregated + ",application/json"})
