@@ -48,7 +48,16 @@ class NodeAgents(Controller):
             mine = [p for p in pods if p.spec.node_name == name]
             taken = {p.status.pod_ip for p in mine if p.status and p.status.pod_ip}
             for pod in mine:
-                if pod.metadata.deletion_timestamp or (pod.status and pod.status.phase == "Running"):
+                if pod.metadata.deletion_timestamp:  # its containers "stop" at once: end the grace period
+                    try:
+                        self.core.delete_namespaced_pod(pod.metadata.name, pod.metadata.namespace,
+                                                        grace_period_seconds=0)
+                        log.info("pod stopped pod=%s/%s node=%s", pod.metadata.namespace, pod.metadata.name, name)
+                    except ApiException as e:
+                        if e.status != 404:
+                            raise
+                    continue
+                if pod.status and pod.status.phase == "Running":
                     continue
                 ip = next(f"10.244.{index}.{n}" for n in range(2, 255) if f"10.244.{index}.{n}" not in taken)
                 taken.add(ip)

@@ -180,8 +180,12 @@ class ApiServer:
                                           dry_run="dryRun" in query, part=part))
         if request.method == "DELETE":
             options = await self._body(request) if request.can_read_body else None
-            policy = query.get("propagationPolicy") or (options or {}).get("propagationPolicy")
-            return _json(await self._call(store.delete, kind, name, ns, propagation_policy=policy))
+            options = options if isinstance(options, dict) else {}
+            policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+            grace = query.get("gracePeriodSeconds")
+            grace = _int(grace) if grace is not None else options.get("gracePeriodSeconds")
+            return _json(await self._call(store.delete, kind, name, ns, propagation_policy=policy,
+                                          grace_period_seconds=grace, graceful=True))
         raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
 
     async def _scale(self, request: web.Request, target: ResourcePath) -> web.Response:

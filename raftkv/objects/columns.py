@@ -154,7 +154,8 @@ COLUMNS: dict[str, list[tuple[str, Any]]] = {
                   ("NODE SELECTOR", lambda o: selector_text(field(o, "spec", "template", "spec",
                                                                 "nodeSelector")))],
     "Pod": [("READY", lambda o: f"{_ready_containers(o)}/{len(_containers(o))}"),
-            ("STATUS", lambda o: field(o, "status", "phase", default="Pending")),
+            ("STATUS", lambda o: "Terminating" if field(o, "metadata", "deletionTimestamp")
+                       else field(o, "status", "phase", default="Pending")),
             ("RESTARTS", lambda o: sum(int(s.get("restartCount", 0))
                                        for s in field(o, "status", "containerStatuses", default=[]) or []))],
     "Service": [("TYPE", lambda o: field(o, "spec", "type", default="ClusterIP")),

@@ -238,8 +238,8 @@ class ObjectStore:
 
     # ---- encoding -------------------------------------------------------------
 
-    def _now(self) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
+    def _now(self, later: float = 0.0) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock() + later))
 
     def _encode(self, kind: Kind, key: bytes, obj: dict[str, Any]) -> bytes:
         doc = copy.deepcopy(obj)
@@ -622,7 +622,9 @@ class ObjectStore:
             if kind.kind == CRD_KIND and kind.builtin:
                 self.kinds.check(kind_from_crd(new), replace=True)
             new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            remove = bool(new["metadata"].get("deletionTimestamp")) and not _pending_finalizers(kind, new)
+            # gone once being deleted, out of finalizers and past its grace (a pod's node ends that)
+            remove = bool(new["metadata"].get("deletionTimestamp")) and not _pending_finalizers(kind, new) \
+                and not new["metadata"].get("deletionGracePeriodSeconds")
             if new == current and not remove:
                 return current  # nothing changed: no write, the resourceVersion stays
             if dry_run:
@@ -646,7 +648,8 @@ class ObjectStore:
 
     def delete(self, kind: KindRef, name: str, namespace: str | None = None, *,
                uid: str | None = None, resource_version: str | int | None = None,
-               propagation_policy: str | None = None) -> dict[str, Any]:
+               propagation_policy: str | None = None, grace_period_seconds: int | None = None,
+               graceful: bool = False) -> dict[str, Any]:
         """Delete an object; returns its last state.
 
         Preconditions ``uid`` and ``resource_version`` must hold at the moment
@@ -656,7 +659,12 @@ class ObjectStore:
         the returned object then carries the deletionTimestamp. Dependents
         (through ownerReferences) are deleted after their owner (Background,
         the default), before it (Foreground), or kept and released (Orphan).
-        Deleting a Namespace deletes everything in it.
+        Deleting a Namespace deletes everything in it. A Pod placed on a node
+        can be deleted gracefully, as Kubernetes deletes it: with
+        ``grace_period_seconds`` above 0 (or ``graceful`` and none given: its
+        terminationGracePeriodSeconds, else 30) it gets a deletionTimestamp
+        that far ahead and stays, Terminating, until a delete with grace 0 (its
+        node's, once the containers stopped) removes it.
         """
         k = self.kind(kind)
         policy = propagation_policy or "Background"
@@ -682,19 +690,25 @@ class ObjectStore:
                     raise Conflict.of(k.plural, k.group, name,
                                       f"Precondition failed: ResourceVersion in precondition: {expected}, "
                                       f"ResourceVersion in object meta: {kv.mod_revision}")
+                grace = _grace_period(k, obj, grace_period_seconds, graceful)
                 if m.get("deletionTimestamp"):
+                    if grace == 0 and m.get("deletionGracePeriodSeconds"):
+                        finished = self._finish_grace(k, obj, kv)
+                        if finished is None:
+                            continue
+                        return finished
                     return self._redelete(k, obj, kv, policy)
                 finalizers = list(m.get("finalizers") or [])
                 extra = {"Foreground": admission.FOREGROUND, "Orphan": admission.ORPHAN}.get(policy)
                 if extra and extra not in finalizers:
                     finalizers.append(extra)
                 is_namespace = k.kind == "Namespace" and k.builtin
-                if not finalizers and not is_namespace:
+                if not finalizers and not is_namespace and not grace:
                     if self._remove(k, obj, kv) is not None:
                         return obj
                     continue
                 marked = copy.deepcopy(obj)
-                marked["metadata"].update(deletionTimestamp=self._now(), deletionGracePeriodSeconds=0,
+                marked["metadata"].update(deletionTimestamp=self._now(later=grace), deletionGracePeriodSeconds=grace,
                                           finalizers=finalizers)
                 if not finalizers:
                     del marked["metadata"]["finalizers"]
@@ -711,6 +725,19 @@ class ObjectStore:
                 if found is not None and found[0]["metadata"].get("uid") == m.get("uid"):
                     return found[0]
                 return marked
+
+    def _finish_grace(self, kind: Kind, obj: dict[str, Any], kv: KeyValue) -> dict[str, Any] | None:
+        """A delete with grace 0 of an object in its grace period: remove it now
+        (or, with finalizers left, end the grace). None when it changed meanwhile."""
+        if not _pending_finalizers(kind, obj):
+            return obj if self._remove(kind, obj, kv) is not None else None
+        ended = copy.deepcopy(obj)
+        ended["metadata"]["deletionGracePeriodSeconds"] = 0
+        revision = self._put_if_unchanged(kv.key, kv, self._encode(kind, kv.key, ended), obj, ended)
+        if revision is None:
+            return None
+        ended["metadata"]["resourceVersion"] = str(revision)
+        return ended
 
     def _redelete(self, kind: Kind, obj: dict[str, Any], kv: KeyValue, policy: str) -> dict[str, Any]:
         """Delete of an object already being deleted: finish what can be finished."""
@@ -774,6 +801,24 @@ def _owner_uids(obj: dict[str, Any] | None) -> set[str]:
 
 class _ClaimTaken(Exception):
     """A txn creating a Service failed because an IP or port it claims was taken."""
+
+
+DEFAULT_GRACE_SECONDS = 30
+
+
+def _grace_period(kind: Kind, obj: dict[str, Any], asked: int | None, graceful: bool) -> int:
+    """How long a deletion waits for the object's node to stop it: only a
+    Pod placed on a node waits (nothing else, and no unplaced pod, has
+    anyone to wait for)."""
+    if not (kind.builtin and kind.kind == "Pod" and (obj.get("spec") or {}).get("nodeName")):
+        return 0
+    if asked is None:
+        if not graceful:
+            return 0
+        asked = (obj.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS)
+    if not isinstance(asked, int) or isinstance(asked, bool) or asked < 0:
+        raise BadRequest(f"gracePeriodSeconds must be a non-negative integer, not {asked!r}")
+    return asked
 
 
 def _pending_finalizers(kind: Kind, obj: dict[str, Any]) -> list[str]:

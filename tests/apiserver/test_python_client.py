@@ -150,3 +150,18 @@ def test_watch_from_a_list_sees_what_follows_in_order(core, apps):
     core.delete_namespaced_config_map("w1", "default")
     reader.join(30)
     assert seen == [("ADDED", "w1"), ("MODIFIED", "w1"), ("DELETED", "w1")]
+
+
+def test_deleting_a_placed_pod_leaves_it_terminating_until_its_node_ends_it(core):
+    core.create_namespaced_pod("default", pod("graceful"))
+    core.create_namespaced_pod_binding("graceful", "default", {
+        "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "graceful"},
+        "target": {"kind": "Node", "name": "node-a"}}, _preload_content=False)
+    core.delete_namespaced_pod("graceful", "default")
+    terminating = core.read_namespaced_pod("graceful", "default")
+    assert terminating.metadata.deletion_grace_period_seconds == 30
+    assert terminating.metadata.deletion_timestamp is not None
+    core.delete_namespaced_pod("graceful", "default", grace_period_seconds=0)
+    with pytest.raises(ApiException) as gone:
+        core.read_namespaced_pod("graceful", "default")
+    assert gone.value.status == 404
