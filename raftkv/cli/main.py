@@ -87,7 +87,8 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--listen-metrics-urls", default=None,
               help="URLs serving /metrics and /health over HTTP (https with --cert-file).")
 @click.option("--auth-token", default="simple", show_default=True,
-              help="How auth tokens are made: 'simple' (etcd's default; raftkv has no JWT tokens).")
+              help="How auth tokens are made: 'simple' (etcd's default), or signed JWTs: "
+                   "'jwt,pub-key=PATH,priv-key=PATH,sign-method=RS256,ttl=5m'.")
 @click.option("--auth-token-ttl", type=int, default=300, show_default=True,
               help="Seconds a simple token lives without use.")
 @click.option("--bcrypt-cost", type=int, default=10, show_default=True, help="bcrypt cost of password hashes.")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from raftkv.client import ops
 from raftkv.client.ops import Bytes
-from raftkv.client.passwords import new_token, password_matches
+from raftkv.client.passwords import password_matches
 from raftkv.errors import LeaseNotFound, NotLeader, NotSupported
 from raftkv.mvcc.auth import AuthenticateRequest, AuthFailed
 from raftkv.mvcc.requests import (
@@ -256,7 +256,11 @@ class KVClient(abc.ABC):
             revision = store.auth.revision
         if not password_matches(password, password_hash):
             raise AuthFailed()
-        return self.execute(AuthenticateRequest(name, new_token(revision))).token
+        return self.execute(AuthenticateRequest(name, self.issue_token(name, revision))).token
+
+    def issue_token(self, user: str, auth_revision: int) -> str:
+        """A new token for ``user``, from this process's store's token kind."""
+        raise NotSupported("raftkv: this connection cannot authenticate users")
 
     def move_leader(self, target_id: int, timeout: float) -> None:
         """Make member ``target_id`` the leader (etcd's MoveLeader, asked of

@@ -160,7 +160,10 @@ class EmbeddedStore(KVClient):
 
     def user_for_token(self, token: str) -> str | None:
         with self._lock:
-            return self._tokens.user(token, self._clock())
+            return self._tokens.user(token, self._clock(), self._store.auth.revision)
+
+    def issue_token(self, user: str, auth_revision: int) -> str:
+        return self._tokens.issue(user, auth_revision, self._clock())
 
     def lease_keep_alive(self, lease_id: int) -> int:
         with self._lock:

@@ -14,7 +14,6 @@ from raftkv import __version__
 from raftkv.addresses import BadURL, free_ports, host_port
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.client.embedded import EmbeddedWatch
-from raftkv.client.passwords import new_token, password_matches
 from raftkv.errors import (
     BadLeaderTransferee,
     LeaderTransferTimedOut,
@@ -146,6 +145,9 @@ class Node(KVClient):
     def user_for_token(self, token: str) -> str | None:
         with self._member.lock:
             return self._member.token_user(token)
+
+    def issue_token(self, user: str, auth_revision: int) -> str:
+        return self._member.issue_token(user, auth_revision)
 
     def authenticate(self, name: str, password: str) -> str:
         self._check_open()

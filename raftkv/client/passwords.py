@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
-
 import bcrypt
 
 DEFAULT_BCRYPT_COST = 10  # etcd's --bcrypt-cost default (bcrypt's own default)
@@ -12,12 +9,6 @@ DEFAULT_BCRYPT_COST = 10  # etcd's --bcrypt-cost default (bcrypt's own default)
 
 def hash_password(password: str, cost: int = DEFAULT_BCRYPT_COST) -> bytes:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(cost))
-
-
-def new_token(auth_revision: int) -> str:
-    """A simple token as etcd makes them: 16 random letters, a dot, a number."""
-    letters = "".join(secrets.choice(string.ascii_letters) for _ in range(16))
-    return f"{letters}.{auth_revision}"
 
 
 def password_matches(password: str, password_hash: bytes) -> bool:

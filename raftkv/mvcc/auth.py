@@ -92,6 +92,14 @@ class InvalidAuthToken(RaftKVError):
     grpc_code = "UNAUTHENTICATED"
 
 
+class AuthOldRevision(RaftKVError):
+    """A JWT token issued before the auth store last changed (etcd checks a
+    token's revision; a client authenticates again)."""
+
+    message = "etcdserver: revision of auth store is old"
+    grpc_code = "INVALID_ARGUMENT"
+
+
 class AdminPermissionDenied(RaftKVError):
     """What etcd 3.4's maintenance calls (defragment, hash, snapshot, move
     leader) answer a user without the root role: an auth error that never
@@ -103,7 +111,7 @@ class AdminPermissionDenied(RaftKVError):
 
 AUTH_ERRORS = (RootUserNotExist, RootRoleNotExist, UserAlreadyExist, UserNotFound, RoleAlreadyExist, RoleNotFound,
                RoleNotGranted, PermissionNotGranted, AuthNotEnabled, UserEmpty, RoleEmpty, AuthFailed,
-               InvalidAuthManagement, PermissionDenied, InvalidAuthToken, AdminPermissionDenied)
+               InvalidAuthManagement, PermissionDenied, InvalidAuthToken, AuthOldRevision, AdminPermissionDenied)
 
 
 # ---- the state ---------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from raftkv.mvcc.auth import AuthResponse
 from raftkv.mvcc.expiry import LeaseDeadlines
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
-from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL, SimpleTokens
+from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL, SimpleTokens, TokenProvider
 from raftkv.raft import codec, failpoints
 from raftkv.raft.identity import (
     DataDirError,
@@ -186,6 +186,8 @@ class MemberConfig:
     cluster_id: int | None = None
     # seconds an auth token lives without use (etcd's --auth-token-ttl)
     auth_token_ttl: float = DEFAULT_TOKEN_TTL
+    # the kind of auth tokens (etcd's --auth-token); None: simple ones, living auth_token_ttl
+    tokens: TokenProvider | None = None
 
 
 class RaftMember(SyncObj):
@@ -212,7 +214,8 @@ class RaftMember(SyncObj):
         self.membership = MembershipTable()
         self.removed = threading.Event()  # set when this member learns it was removed
         self.deadlines = LeaseDeadlines()
-        self.tokens = SimpleTokens(self.config.auth_token_ttl)
+        self.tokens: TokenProvider = self.config.tokens if self.config.tokens is not None \
+            else SimpleTokens(self.config.auth_token_ttl)
         self._tokens_swept = 0.0
         self.stats = RaftStats()
         self._clock = clock
@@ -492,7 +495,11 @@ class RaftMember(SyncObj):
 
     def token_user(self, token: str) -> str | None:
         """The user an auth token names here, or None (call under ``lock``)."""
-        return self.tokens.user(token, self._clock())
+        return self.tokens.user(token, self._clock(), self.store.auth.revision)
+
+    def issue_token(self, user: str, auth_revision: int) -> str:
+        """A new token for ``user`` of this member's kind (simple or JWT)."""
+        return self.tokens.issue(user, auth_revision, self._clock())
 
     # ---- membership ----------------------------------------------------------------
 

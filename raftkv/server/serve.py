@@ -32,6 +32,7 @@ from raftkv.server.http import MetricsHTTPServer
 from raftkv.server.maintenance import ETCD_API_VERSION
 from raftkv.server.metrics import ServerMetrics
 from raftkv.server.peer_tls import PeerTLSError, PeerTLSFlags, peer_security
+from raftkv.server.auth_tokens import TokenFlagError, token_provider
 from raftkv.server.server import GRPC_OVERHEAD_BYTES, build_server
 
 log = logging.getLogger(__name__)
@@ -163,9 +164,10 @@ class Member:
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        if config.auth_token.split(",")[0] != "simple":
-            raise ConfigError(f"--auth-token {config.auth_token!r}: raftkv issues simple tokens only "
-                              "(etcd's default, 'simple')")
+        try:
+            tokens = token_provider(config.auth_token, config.auth_token_ttl)
+        except TokenFlagError as e:
+            raise ConfigError(f"--auth-token: {e}") from None
         if not 4 <= config.bcrypt_cost <= 31:
             raise ConfigError(f"--bcrypt-cost {config.bcrypt_cost}: must be between 4 and 31")
         advertise_peers = config.initial_advertise_peer_urls or config.listen_peer_urls
@@ -201,6 +203,7 @@ class Member:
                                quota_backend_bytes=config.quota_backend_bytes),
             cluster_id=new_cluster_id,
             auth_token_ttl=config.auth_token_ttl,
+            tokens=tokens,
         )
         client_urls = config.advertise_client_urls or config.listen_client_urls
         try:

@@ -4,8 +4,14 @@ what a user without the root role may not do, and disabling it again."""
 
 from __future__ import annotations
 
+import os
+from types import SimpleNamespace
+
 import pytest
-from interop_tools import Session, run_both
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from interop_tools import ETCD_BIN, ETCD_MISSING, ETCDCTL_BIN, ETCDCTL_MISSING, EtcdServer, RaftkvServer, Session, \
+    run_both
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -38,7 +44,38 @@ def setup_users(s: Session) -> None:
     s.ctl(*ROOT, "user", "list")
 
 
+@pytest.fixture
+def jwt_pair(tmp_path):
+    """etcd and raftkv both issuing JWT tokens signed with the same RSA key."""
+    if not os.path.exists(ETCD_BIN) or not os.path.exists(ETCDCTL_BIN):
+        pytest.skip(ETCD_MISSING if not os.path.exists(ETCD_BIN) else ETCDCTL_MISSING)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = tmp_path / "jwt.key", tmp_path / "jwt.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    flag = ["--auth-token", f"jwt,pub-key={public},priv-key={private},sign-method=RS256,ttl=10m"]
+    etcd = EtcdServer(tmp_path / "etcd", extra_args=flag)
+    raftkv = RaftkvServer(tmp_path / "raftkv", extra_args=flag)
+    try:
+        etcd.wait_ready()
+        raftkv.wait_ready()
+        yield SimpleNamespace(etcd=etcd, raftkv=raftkv)
+    finally:
+        etcd.stop()
+        raftkv.stop()
+
+
 def test_auth_walkthrough(pair):
+    auth_walkthrough(pair)
+
+
+def test_auth_walkthrough_with_jwt_tokens(jwt_pair):
+    auth_walkthrough(jwt_pair)
+
+
+def auth_walkthrough(pair) -> None:
     def scenario(s: Session):
         setup_users(s)
         s.ctl(*U1, "get", "a")

@@ -8,6 +8,8 @@ import time
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from raftkv._proto.authpb import auth_pb2
 from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -93,3 +95,39 @@ def test_an_unused_token_lapses(make_cluster):
         assert lapsed.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         channel.close()
+
+
+def test_jwt_tokens_work_on_every_member_and_age_with_the_auth_store(make_cluster, tmp_path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = tmp_path / "jwt.key", tmp_path / "jwt.pub"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    cluster = make_cluster(3, extra_args=["--auth-token", f"jwt,pub-key={public},priv-key={private},"
+                                                          "sign-method=RS256,ttl=10m"])
+    channels, auths, kvs = zip(*(stubs(m.endpoint) for m in cluster.members))
+    try:
+        token = enable_auth(auths[0])
+        assert token.count(".") == 2  # header.claims.signature
+        root = [("token", token)]
+        for kv in kvs:  # no member needs to have seen the Authenticate: the signature says it all
+            kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), metadata=root, timeout=10)
+        auths[1].RoleAdd(rpc_pb2.AuthRoleAddRequest(name="r"), metadata=root, timeout=10)
+        for kv in kvs:  # the auth store moved on: the token is old everywhere once applied
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    kv.Range(rpc_pb2.RangeRequest(key=b"k"), metadata=root, timeout=10)
+                except grpc.RpcError as e:
+                    assert (e.code(), e.details()) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                       "etcdserver: revision of auth store is old")
+                    break
+                assert time.monotonic() < deadline, "an old token still works"
+                time.sleep(0.05)
+        fresh = [("token", auths[2].Authenticate(rpc_pb2.AuthenticateRequest(name="root", password="rootpw"),
+                                                 timeout=10).token)]
+        eventually(lambda: kvs[0].Range(rpc_pb2.RangeRequest(key=b"k"), metadata=fresh, timeout=10))
+    finally:
+        for channel in channels:
+            channel.close()
