@@ -115,6 +115,14 @@ class Unhealthy(Unavailable):
     message = "etcdserver: unhealthy cluster"
 
 
+class NotEnoughStartedMembers(RaftKVError):
+    """A membership change that would leave fewer started members than a quorum
+    (etcd's --strict-reconfig-check)."""
+
+    message = "etcdserver: re-configuration failed due to not enough started members"
+    grpc_code = "FAILED_PRECONDITION"
+
+
 class MemberNotFound(RaftKVError):
     message = "etcdserver: member not found"
     grpc_code = "NOT_FOUND"

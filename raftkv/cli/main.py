@@ -92,6 +92,8 @@ def _urls(value: str | None) -> list[str] | None:
 @click.option("--auth-token-ttl", type=int, default=300, show_default=True,
               help="Seconds a simple token lives without use.")
 @click.option("--bcrypt-cost", type=int, default=10, show_default=True, help="bcrypt cost of password hashes.")
+@click.option("--strict-reconfig-check", type=click.BOOL, default=True, show_default=True,
+              help="Refuse member changes that would leave too few started or reachable members.")
 @click.option("--listen-client-http-urls", default=None,
               help="URLs serving etcd's JSON gateway (/v3/kv/range, ...) and /health, /version, /metrics "
                    "(https with --cert-file).")
@@ -148,6 +150,7 @@ def serve(**flags) -> None:
         listen_client_http_urls=_urls(flags["listen_client_http_urls"]) or [],
         auth_token=flags["auth_token"],
         auth_token_ttl=flags["auth_token_ttl"],
+        strict_reconfig_check=flags["strict_reconfig_check"],
         bcrypt_cost=flags["bcrypt_cost"],
     )
     try:

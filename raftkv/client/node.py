@@ -23,6 +23,7 @@ from raftkv.errors import (
     MemberNotFound,
     MemberNotLearner,
     NoSpace,
+    NotEnoughStartedMembers,
     NotLeader,
     NotSupportedForLearner,
     PeerURLExists,
@@ -307,6 +308,7 @@ class Node(KVClient):
             # a learner needs no Raft configuration change: it follows as a read-only node
             self._member.publish({"address": address, "peer_urls": list(peer_urls), "is_learner": True})
         else:
+            self._check_reconfiguration()
             self._member.change_membership(add=address)
             self._member.publish({"address": address, "peer_urls": list(peer_urls)})
         return MemberRecord(address, peer_urls=list(peer_urls), is_learner=is_learner)
@@ -340,6 +342,7 @@ class Node(KVClient):
             member.publish({"address": learner, "is_learner": True, "removed": True})
             return
         (target,) = targets
+        self._check_reconfiguration(removing=target)
         # pysyncobj's leader cannot remove itself: leadership moves first
         if target == member.leader_address:
             if member.is_leader:
@@ -360,6 +363,36 @@ class Node(KVClient):
                     timeout=member.config.request_timeout) as client:
             client.member_remove(id_)
         member.removed.set()
+
+    def _check_reconfiguration(self, removing: str | None = None) -> None:
+        """etcd's --strict-reconfig-check: a voting member is added only while a
+        quorum of the grown cluster has started (published its name) and this
+        member reaches every other voter; one is removed only while a quorum of
+        the rest has started and, unless it is already unreachable, enough
+        voters stay reachable."""
+        member = self._member
+        if not member.config.strict_reconfig_check:
+            return
+        with member.lock:
+            voters = member.membership.members(member.voting_addresses())
+        voters = [r for r in voters if not r.is_learner]
+        connected = member.connected_voters()
+        if removing is None:
+            started = sum(1 for r in voters if r.name)
+            size = len(voters) + 1
+            if not (started == 1 and size == 2) and started < size // 2 + 1:
+                raise NotEnoughStartedMembers()
+            if {r.address for r in voters} - {self.address} - connected:
+                raise Unhealthy()
+            return
+        rest = [r for r in voters if r.address != removing]
+        if sum(1 for r in rest if r.name) < len(rest) // 2 + 1:
+            raise NotEnoughStartedMembers()
+        if removing != self.address and removing not in connected:
+            return  # a member that is down is no part of the working quorum
+        reachable = 1 + len(connected & {r.address for r in voters})
+        if reachable - 1 < 1 + (len(voters) - 1) // 2:
+            raise Unhealthy()
 
     def move_leader(self, target_id: int, timeout: float) -> None:
         """etcd's MoveLeader: only the leader takes it; it returns once the

@@ -32,6 +32,7 @@ from raftkv.errors import (
     MemberNotLearner,
     NoLeader,
     NoSpace,
+    NotEnoughStartedMembers,
     NotSupported,
     NotSupportedForLearner,
     PeerURLExists,
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 _ERRORS = {cls.message: cls for cls in (
     *AUTH_ERRORS, Compacted, DuplicateKey, EmptyKey, FutureRevision, KeyNotFound, LeaderChanged, LeaseExists,
     LeaseNotFound, LeaseProvided, LeaseTTLTooLarge, MemberNotFound, NoLeader, PeerURLExists,
-    NotSupportedForLearner, MemberNotLearner, LearnerNotReady, NoSpace,
+    NotSupportedForLearner, MemberNotLearner, LearnerNotReady, NoSpace, NotEnoughStartedMembers,
     RequestTimedOut, RequestTooLarge, TooManyOps, TooManyRequests, ValueProvided,
 )}
 

@@ -188,6 +188,9 @@ class MemberConfig:
     auth_token_ttl: float = DEFAULT_TOKEN_TTL
     # the kind of auth tokens (etcd's --auth-token); None: simple ones, living auth_token_ttl
     tokens: TokenProvider | None = None
+    # refuse membership changes that would leave too few started or connected members
+    # (etcd's --strict-reconfig-check)
+    strict_reconfig_check: bool = True
 
 
 class RaftMember(SyncObj):
@@ -598,6 +601,11 @@ class RaftMember(SyncObj):
         if change[0] == "rem" and change[1] == self.address:
             log.warning("this member was removed from the cluster address=%s", self.address)
             self.removed.set()
+
+    def connected_voters(self) -> set[str]:
+        """The other voting members this one has a live peer connection with."""
+        transport = self._SyncObj__transport
+        return {node.id for node in list(self._voters()) if transport.is_connected(node)}
 
     def voting_addresses(self) -> set[str]:
         voters = {node.id for node in self._voters()}

@@ -631,6 +631,10 @@ class PeerTransport(Transport):
 
     # ---- pysyncobj's interface -------------------------------------------------------
 
+    def is_connected(self, node) -> bool:
+        conn = self._connections.get(node)
+        return conn is not None and not conn.closed
+
     def send(self, node, message) -> bool:
         conn = self._connections.get(node)
         if conn is None or conn.closed:

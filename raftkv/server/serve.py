@@ -74,6 +74,7 @@ class ServeConfig:
     auth_token: str = "simple"
     auth_token_ttl: int = DEFAULT_TOKEN_TTL
     bcrypt_cost: int = DEFAULT_BCRYPT_COST
+    strict_reconfig_check: bool = True
 
 
 def host_port(url: str) -> str:
@@ -204,6 +205,7 @@ class Member:
             cluster_id=new_cluster_id,
             auth_token_ttl=config.auth_token_ttl,
             tokens=tokens,
+            strict_reconfig_check=config.strict_reconfig_check,
         )
         client_urls = config.advertise_client_urls or config.listen_client_urls
         try:

@@ -193,3 +193,21 @@ def _serializable(client, key):
     except Exception:
         return None
     return kv.value if kv else None
+
+
+def test_a_started_member_is_not_removed_while_too_few_would_be_left_started(tmp_path):
+    """--strict-reconfig-check: with a voter added that never started, removing a started
+    one would leave a quorum that cannot be met; removing the one that never started can go."""
+    from raftkv.errors import NotEnoughStartedMembers
+
+    with LocalCluster(2, str(tmp_path / "two")) as c:
+        c.start()
+        (port,) = free_ports(1)
+        with c.client() as client:
+            added = client.member_add([f"http://127.0.0.1:{port}"])
+            started = [m for m in client.members() if m.name]
+            assert len(started) == 2
+            with pytest.raises(NotEnoughStartedMembers, match="not enough started members"):
+                client.member_remove(started[0].id)
+            client.member_remove(member_id(added.address))
+            assert sorted(m.name for m in client.members()) == sorted(m.name for m in started)

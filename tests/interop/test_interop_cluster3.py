@@ -323,3 +323,36 @@ def test_client_member_ids_are_the_servers_own(etcd_cluster3, raftkv_cluster3):
                 listed = {m.id: m for m in c.members()}
                 assert own in listed, (server, ep, own, listed)
                 assert any(ep.split("//")[-1] in url for url in listed[own].client_urls)
+
+
+def test_cluster3_strict_reconfiguration_with_a_member_down(etcd_cluster3, raftkv_cluster3):
+    """--strict-reconfig-check, as etcd does it, with a follower killed: adding a voting
+    member or removing a live one is refused (the cluster would be one failure from losing
+    its quorum); removing the dead one is allowed."""
+    a, b = sessions(etcd_cluster3, raftkv_cluster3)
+    from raftkv.cluster.local import free_ports
+
+    (port,) = free_ports(1)
+    for s in (a, b):
+        names = {m["ID"]: m["name"] for m in s.ctl("member", "list", "-w", "json", record=False).json()["members"]}
+        leader = leader_of(s)
+        dead, live = next(i for i in range(3) if i != leader), leader
+        ids = {names[m]: m for m in names}
+        live_endpoints = [e for i, e in enumerate(s.server.endpoints) if i != dead]
+        s.server.kill(dead)
+        deadline = time.monotonic() + 20
+        while True:  # until the survivors notice that the follower is gone
+            r = s.ctl("member", "add", "m3", f"--peer-urls=http://127.0.0.1:{port}", endpoints=live_endpoints,
+                      record=False)
+            if "unhealthy cluster" in r.err or time.monotonic() > deadline:
+                break
+            assert r.rc != 0, r.out  # never added while the dead member counts as reachable
+            time.sleep(0.5)
+        s.note("member add with a follower down", (r.rc, s.norm(r.err)))
+        r = s.ctl("member", "remove", f"{ids[f'm{live}']:x}", endpoints=live_endpoints, record=False)
+        s.note("member remove of the live leader", (r.rc, s.norm(r.err)))
+        r = s.ctl("member", "remove", f"{ids[f'm{dead}']:x}", endpoints=live_endpoints, record=False, timeout=30)
+        s.note("member remove of the dead follower", (r.rc, s.norm(r.out + r.err)))
+        r = s.ctl("member", "list", endpoints=live_endpoints, record=False)
+        s.note("members left", len(r.out.splitlines()))
+    compare(a, b)
