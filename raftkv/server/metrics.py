@@ -168,14 +168,14 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 request = self._requests(labels, request)
             else:
                 received.inc()
-            began = time.perf_counter()
-            recorded = _RecordingContext(context)
+            finish = _Once(labels, metrics, time.perf_counter())
+            recorded = _RecordingContext(context, finish)
             try:
                 response = inner(request, recorded)
             except BaseException:
-                metrics._done(labels, recorded.outcome(grpc.StatusCode.UNKNOWN), began)
+                finish(recorded.outcome(grpc.StatusCode.UNKNOWN))
                 raise
-            metrics._done(labels, recorded.outcome(grpc.StatusCode.OK), began)
+            finish(recorded.outcome(grpc.StatusCode.OK))
             sent.inc()
             return response
 
@@ -190,16 +190,16 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 request = self._async_requests(labels, request)
             else:
                 metrics.received.labels(*labels).inc()
-            began = time.perf_counter()
+            finish = _Once(labels, metrics, time.perf_counter())
             try:
-                response = await inner(request, context)
+                response = await inner(request, _AsyncRecordingContext(context, finish))
             except asyncio.CancelledError:
-                metrics._done(labels, grpc.StatusCode.CANCELLED, began)
+                finish(grpc.StatusCode.CANCELLED)
                 raise
             except BaseException:
-                metrics._done(labels, _outcome(context, grpc.StatusCode.UNKNOWN), began)
+                finish(_outcome(context, grpc.StatusCode.UNKNOWN))
                 raise
-            metrics._done(labels, _outcome(context, grpc.StatusCode.OK), began)
+            finish(_outcome(context, grpc.StatusCode.OK))
             metrics.sent.labels(*labels).inc()
             return response
 
@@ -252,16 +252,33 @@ def _outcome(context: grpc.aio.ServicerContext, default: grpc.StatusCode) -> grp
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
+class _Once:
+    """Counts a call as handled, once: at its abort, before the status goes
+    out (a caller that reads the metrics right after the error must find
+    the call counted), or when the handler returns."""
+
+    def __init__(self, labels: tuple[str, str, str], metrics: ServerMetrics, began: float) -> None:
+        self._labels, self._metrics, self._began = labels, metrics, began
+        self._done = False
+
+    def __call__(self, code: grpc.StatusCode | None) -> None:
+        if not self._done:
+            self._done = True
+            self._metrics._done(self._labels, code, self._began)
+
+
 class _RecordingContext:
     """A plain function's context that remembers the status it was given
     (gRPC's context for functions under asyncio cannot be asked)."""
 
-    def __init__(self, context) -> None:
+    def __init__(self, context, finish: _Once) -> None:
         self._context = context
+        self._finish = finish
         self._code: grpc.StatusCode | None = None
 
     def abort(self, code: grpc.StatusCode, details: str):
         self._code = code
+        self._finish(code)
         return self._context.abort(code, details)
 
     def set_code(self, code: grpc.StatusCode) -> None:
@@ -275,6 +292,21 @@ class _RecordingContext:
         if remaining is not None and remaining <= 0:
             return grpc.StatusCode.DEADLINE_EXCEEDED
         return default
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+
+class _AsyncRecordingContext:
+    """A coroutine's context that counts the call before its abort goes out."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, finish: _Once) -> None:
+        self._context = context
+        self._finish = finish
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", *args):
+        self._finish(code)
+        return await self._context.abort(code, details, *args)
 
     def __getattr__(self, name: str):
         return getattr(self._context, name)
