@@ -47,6 +47,14 @@ class ServiceRanges:
         return str(self.cluster_ips.network_address + 1)
 
 
+def _ip_claim(ip: str) -> bytes:
+    return (CLUSTER_IPS + ip).encode()
+
+
+def _port_claim(port: int) -> bytes:
+    return f"{NODE_PORTS}{port}".encode()
+
+
 def is_service(kind: Any) -> bool:
     return kind.builtin and kind.group == "" and kind.kind == "Service"
 
@@ -64,10 +72,10 @@ def claims(obj: dict[str, Any] | None) -> set[bytes]:
     held = set()
     ip = spec.get("clusterIP")
     if isinstance(ip, str) and ip and ip != "None":
-        held.add((CLUSTER_IPS + ip).encode())
+        held.add(_ip_claim(ip))
     for port in spec.get("ports") or []:
         if isinstance(port, dict) and isinstance(port.get("nodePort"), int) and port["nodePort"]:
-            held.add(f"{NODE_PORTS}{port['nodePort']}".encode())
+            held.add(_port_claim(port["nodePort"]))
     return held
 
 
@@ -83,12 +91,12 @@ def assign(obj: dict[str, Any], ranges: ServiceRanges, taken: Iterable[bytes],
         hosts = ranges.cluster_ips.num_addresses - 2
         for _ in range(64):
             ip = str(ranges.cluster_ips.network_address + 2 + rng.randrange(hosts - 1))
-            if (CLUSTER_IPS + ip).encode() not in taken:
+            if _ip_claim(ip) not in taken:
                 spec["clusterIP"] = ip
                 break
         else:
-            free = (str(a) for a in ranges.cluster_ips.hosts() if (CLUSTER_IPS + str(a)).encode() not in taken
-                    and str(a) != ranges.first_ip)
+            free = (str(a) for a in ranges.cluster_ips.hosts()
+                    if _ip_claim(str(a)) not in taken and str(a) != ranges.first_ip)
             spec["clusterIP"] = next(free, "")
             if not spec["clusterIP"]:
                 raise InternalError("failed to allocate a serviceIP: range is full")
@@ -97,11 +105,11 @@ def assign(obj: dict[str, Any], ranges: ServiceRanges, taken: Iterable[bytes],
     if service_type in NODE_PORT_TYPES:
         for port in spec.get("ports") or []:
             if isinstance(port, dict) and not port.get("nodePort"):
-                free_ports = [p for p in ranges.node_ports if f"{NODE_PORTS}{p}".encode() not in taken]
+                free_ports = [p for p in ranges.node_ports if _port_claim(p) not in taken]
                 if not free_ports:
                     raise InternalError("failed to allocate a nodePort: range is full")
                 port["nodePort"] = rng.choice(free_ports)
-                taken.add(f"{NODE_PORTS}{port['nodePort']}".encode())
+                taken.add(_port_claim(port["nodePort"]))
 
 
 def carry_over(obj: dict[str, Any], old: dict[str, Any]) -> None:
@@ -160,12 +168,11 @@ def already_allocated(obj: dict[str, Any], taken: Iterable[bytes]) -> list[Field
     spec = _spec(obj)
     errs = []
     ip = spec.get("clusterIP")
-    if ip and (CLUSTER_IPS + ip).encode() in taken:
+    if ip and _ip_claim(ip) in taken:
         errs.append(FieldError("spec.clusterIPs", "Invalid value", [ip],
                                f"failed to allocate IP {ip}: provided IP is already allocated"))
     for i, port in enumerate(spec.get("ports") or []):
-        if isinstance(port, dict) and port.get("nodePort") and \
-                f"{NODE_PORTS}{port['nodePort']}".encode() in taken:
+        if isinstance(port, dict) and port.get("nodePort") and _port_claim(port["nodePort"]) in taken:
             errs.append(FieldError(f"spec.ports[{i}].nodePort", "Invalid value", port["nodePort"],
                                    "provided port is already allocated"))
     return errs

@@ -334,11 +334,12 @@ class ObjectStore:
                          .then(ops.put(key, value), *self._index_ops(key, old, new)))
         if r.succeeded:
             return r.revision
-        now = self.kv.get(key)
-        if now is not None and now.mod_revision == kv.mod_revision:  # a claim was taken, not the object
-            errs = services.already_allocated(new, self._claims_taken() - services.claims(old))
-            if errs:
-                raise Invalid.of("Service", new["metadata"].get("name", ""), errs)
+        if services.claims(new) - services.claims(old):  # the txn may have failed on a claim, not the object
+            now = self.kv.get(key)
+            if now is not None and now.mod_revision == kv.mod_revision:
+                errs = services.already_allocated(new, self._claims_taken() - services.claims(old))
+                if errs:
+                    raise Invalid.of("Service", new["metadata"].get("name", ""), errs)
         return None
 
     def _remove(self, kind: Kind, obj: dict[str, Any], kv: KeyValue) -> int | None:
@@ -470,7 +471,8 @@ class ObjectStore:
                 return obj
             if r.responses[0].kvs:
                 return None  # the name is taken
-            if services.claims(obj) & self._claims_taken():
+            claims = services.claims(obj)
+            if claims and claims & self._claims_taken():
                 raise _ClaimTaken()
             # the namespace changed between the check and the txn: check again
 
