@@ -19,7 +19,7 @@ from aiohttp import web
 from raftkv.apiserver import discovery, openapi, tables
 from raftkv.apiserver.paths import ResourcePath, parse
 from raftkv.apiserver.subresources import bind_pod, typed_body
-from raftkv.objects import BadRequest, NotFound, ObjectError, ObjectStore, WritePart
+from raftkv.objects import BadRequest, MethodNotAllowed, NotFound, ObjectError, ObjectStore, WritePart
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,8 @@ class ApiServer:
         if target.subresource not in (None, "status") or \
                 (target.subresource == "status" and not kind.status_subresource):
             raise NotFound("the server could not find the requested resource")
+        if target.subresource == "status" and request.method not in ("GET", "PUT", "PATCH"):
+            raise MethodNotAllowed()
         part = WritePart.STATUS if target.subresource == "status" else WritePart.MAIN
         if name is None:
             if request.method == "GET":
@@ -155,7 +157,7 @@ class ApiServer:
                 body = typed_body(await self._body(request), kind)
                 created = await self._call(store.create, body, ns, dry_run="dryRun" in query, part=part)
                 return _json(created, 201)
-            raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+            raise MethodNotAllowed()
         if request.method == "GET":
             found = await self._call(store.get, kind, name, ns)
             if tables.wants_table(request.headers.get("Accept", "")):
@@ -186,7 +188,7 @@ class ApiServer:
             grace = _int(grace) if grace is not None else options.get("gracePeriodSeconds")
             return _json(await self._call(store.delete, kind, name, ns, propagation_policy=policy,
                                           grace_period_seconds=grace, graceful=True))
-        raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+        raise MethodNotAllowed()
 
     async def _scale(self, request: web.Request, target: ResourcePath) -> web.Response:
         """The scale subresource (autoscaling/v1 Scale): kubectl scale reads and changes spec.replicas."""
@@ -203,7 +205,7 @@ class ApiServer:
         elif request.method == "GET":
             obj = await self._call(store.get, kind, name, ns)
         else:
-            raise BadRequest(f"the server does not allow this method on the requested resource: {request.method}")
+            raise MethodNotAllowed()
         meta = obj["metadata"]
         selector = (obj.get("spec") or {}).get("selector") or {}
         return _json({

@@ -22,6 +22,7 @@ from raftkv.objects.errors import (
     Gone,
     InternalError,
     Invalid,
+    MethodNotAllowed,
     NotFound,
     ObjectError,
     RequestEntityTooLarge,
@@ -48,7 +49,7 @@ from raftkv.objects.watch import ObjectWatch, WatchEvent
 __all__ = [
     "AlreadyExists", "ApplyResult", "BUILTIN_KINDS", "BadRequest", "Conflict", "EncryptionKey", "Encryptor",
     "Expired", "FieldError", "FieldSelector", "FieldSelectorParseError", "Forbidden", "Gone", "InternalError",
-    "Invalid", "Kind", "KindRegistry", "LabelSelector", "LabelSelectorRequirement", "NotFound", "ObjectError",
+    "Invalid", "Kind", "KindRegistry", "LabelSelector", "LabelSelectorRequirement", "MethodNotAllowed", "NotFound", "ObjectError",
     "ObjectList", "ObjectStore", "ObjectWatch", "Operator", "RequestEntityTooLarge", "Requirement", "Selector",
     "SelectorParseError", "Timeout", "UnknownKind", "WatchEvent", "WritePart", "as_selector", "create_merge_patch",
     "kind_from_crd", "load_manifest", "merge_patch", "parse_field_selector", "parse_selector",

@@ -185,6 +185,12 @@ CONTINUE_TOO_OLD = (
 )
 
 
+class MethodNotAllowed(ObjectError):
+    code = 405
+    reason = "MethodNotAllowed"
+    message = "the server does not allow this method on the requested resource"
+
+
 class RequestEntityTooLarge(ObjectError):
     code = 413
     reason = "RequestEntityTooLarge"

@@ -83,6 +83,17 @@ def test_status_is_written_through_its_subresource_only(core):
     assert replaced.status.phase == "Running" and replaced.metadata.labels == {"seen": "yes"}
 
 
+def test_a_status_path_takes_get_put_and_patch_only(server, core):
+    core.create_namespaced_pod("default", pod("status-only"))
+    request = urllib.request.Request(f"{server}/api/v1/namespaces/default/pods/status-only/status",
+                                     method="DELETE")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    body = json.loads(refused.value.read())
+    assert (refused.value.code, body["reason"], body["message"]) == (
+        405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+    assert core.read_namespaced_pod("status-only", "default").metadata.name == "status-only"
+
 
 def test_a_kind_without_a_status_has_no_status_subresource(server, core):
     core.create_namespaced_config_map("default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="plain")))
