@@ -106,6 +106,7 @@ from raftkv.mvcc.requests import (
     TxnRequest,
     TxnResponse,
 )
+from raftkv.mvcc.permissions import Authorized
 from raftkv.mvcc.types import Event, EventType, KeyValue
 from raftkv.mvcc.watch import WatchResponse
 
@@ -833,20 +834,29 @@ for _tag, (_request, _message) in enumerate(_AUTH_PB.items(), start=0x09):
 AUTH_TAGS = {request: REQUEST_TAGS[request] for request in _AUTH_PB}
 
 
-def encode_request(req: Request) -> bytes:
+# a request checked against the auth store: this tag, the auth revision
+# (8 bytes, big-endian), then the request's own entry
+AUTHORIZED_TAG = 0x40
+
+
+def encode_request(req: Request | Authorized) -> bytes:
     """A log entry: the request's tag byte, then its protobuf serialization.
 
     Raises WireError for anything that is not one of the 8 request types or
     cannot be represented (out-of-range ints, bad enums, nesting beyond
     MAX_TXN_DEPTH); whatever it returns, ``decode_request`` accepts.
     """
+    if isinstance(req, Authorized):
+        if not 0 <= req.auth_revision < 2**64:
+            raise WireError(f"raftkv: auth revision out of range: {req.auth_revision}")
+        return bytes((AUTHORIZED_TAG,)) + req.auth_revision.to_bytes(8, "big") + encode_request(req.request)
     tag = REQUEST_TAGS.get(type(req))
     if tag is None:
         raise WireError(f"raftkv: not a request: {type(req).__name__}")
     return bytes((tag,)) + request_to_pb(req).SerializeToString()
 
 
-def decode_request(data: bytes) -> Request:
+def decode_request(data: bytes) -> Request | Authorized:
     """The request in a log entry made by ``encode_request``.
 
     Raises WireError for an empty entry, an unassigned tag, a payload that is
@@ -858,6 +868,10 @@ def decode_request(data: bytes) -> Request:
     data = bytes(data)
     if not data:
         raise WireError("raftkv: empty log entry")
+    if data[0] == AUTHORIZED_TAG:
+        if len(data) < 10 or data[9] == AUTHORIZED_TAG:
+            raise WireError("raftkv: corrupt authorized log entry")
+        return Authorized(decode_request(data[9:]), int.from_bytes(data[1:9], "big"))
     cls = _TAG_MESSAGE.get(data[0])
     if cls is None:
         raise WireError(f"raftkv: unknown log entry tag 0x{data[0]:02x}")

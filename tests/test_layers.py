@@ -1,5 +1,6 @@
 """The layers contract in pyproject.toml ([tool.importlinter]) holds: no
-module imports from a layer above its own."""
+module imports from a layer above its own. The public API type-checks
+([tool.mypy])."""
 
 from __future__ import annotations
 
@@ -18,3 +19,11 @@ def test_import_contracts_are_kept():
     result = subprocess.run([lint_imports, "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=110)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "0 broken" in result.stdout
+
+
+@pytest.mark.timeout(300)
+def test_public_api_type_checks():
+    result = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=REPO,
+                            capture_output=True, text=True, timeout=280)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "Success: no issues found" in result.stdout

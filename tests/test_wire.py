@@ -35,6 +35,7 @@ from raftkv.mvcc.requests import (
     TxnResponse,
 )
 from raftkv.mvcc.compare import compare_holds
+from raftkv.mvcc.permissions import Authorized
 from raftkv.mvcc.types import Event, EventType, KeyValue
 from raftkv.mvcc.watch import WatchResponse
 from raftkv.wire import (
@@ -343,6 +344,14 @@ def test_tags_are_documented_values():
     assert encode_request(PutRequest(key=b"a", value=b"b")) == bytes.fromhex("02 0a0161 120162")
 
 
+def test_an_authorized_request_carries_its_auth_revision():
+    entry = encode_request(Authorized(PutRequest(key=b"a", value=b"b"), 7))
+    assert entry == bytes.fromhex("40 0000000000000007 02 0a0161 120162")
+    assert decode_request(entry) == Authorized(PutRequest(key=b"a", value=b"b"), 7)
+    with pytest.raises(WireError):
+        encode_request(Authorized(PutRequest(key=b"a"), -1))
+
+
 @pytest.mark.parametrize(
     ("cmp", "expected"),
     [
@@ -445,6 +454,9 @@ def test_wire_error_types():
         b"\x02\xff",  # truncated tag varint
         b"\x02\x0b",  # wire type 3 (start group) without end
         b"\x01\x30\x05",  # sort_target = 5 (etcd 3.4.23 crashes on it)
+        b"\x40\x00\x00\x00\x00\x00\x00\x07",  # an authorized entry cut short
+        b"\x40" + bytes(8),  # ... with no request in it
+        b"\x40" + bytes(8) + b"\x40" + bytes(8) + b"\x02\x0a\x01a",  # authorized twice
     ],
 )
 def test_decode_rejects_garbage(data):

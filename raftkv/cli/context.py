@@ -85,7 +85,7 @@ class Settings:
     debug: bool = False
     user: str | None = None
     password: str | None = None
-    _client: Any = field(default=None, repr=False)
+    opened_client: Any = field(default=None, repr=False)
 
     def credentials_of_user(self) -> tuple[str | None, str | None]:
         """etcdctl's --user name[:password] and --password; a password not given is asked for."""
@@ -250,14 +250,14 @@ def client(ctx: click.Context | None = None, *, check: bool = True):
 
     ctx = ctx or click.get_current_context()
     s = settings(ctx)
-    if s._client is None:
+    if s.opened_client is None:
         user, password = s.credentials_of_user()
-        s._client = Client(s.endpoints, timeout=s.command_timeout, credentials=s.credentials(),
+        s.opened_client = Client(s.endpoints, timeout=s.command_timeout, credentials=s.credentials(),
                            user=user, password=password)
-        ctx.find_root().call_on_close(s._client.close)
+        ctx.find_root().call_on_close(s.opened_client.close)
         if check:
-            wait_reachable(s._client, s.dial_timeout)
-    return s._client
+            wait_reachable(s.opened_client, s.dial_timeout)
+    return s.opened_client
 
 
 def wait_reachable(c, timeout: float) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
+from raftkv.mvcc.permissions import Authorized
 from raftkv.mvcc.requests import RangeRequest
 from raftkv.mvcc.store import KVStore
 
@@ -16,9 +18,9 @@ class ActingAs(KVClient):
         self.kv = kv
         self.user = user
 
-    def execute(self, request: object) -> object:
-        self.kv.authorize(self.user, request)
-        return self.kv.execute(request)
+    def execute(self, request: Any) -> Any:
+        checked_at = self.kv.authorize(self.user, request)
+        return self.kv.execute(request if checked_at is None else Authorized(request, checked_at))
 
     def lease_keep_alive(self, lease_id: int) -> int:
         return self.kv.lease_keep_alive(lease_id)
@@ -55,8 +57,8 @@ class ActingAs(KVClient):
     def read_barrier(self, timeout: float) -> None:
         self.kv.read_barrier(timeout)
 
-    def authorize(self, user: str | None, request: object) -> None:
-        self.kv.authorize(user, request)
+    def authorize(self, user: str | None, request: object) -> int | None:
+        return self.kv.authorize(user, request)
 
     def user_for_token(self, token: str) -> str | None:
         return self.kv.user_for_token(token)

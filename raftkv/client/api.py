@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 from raftkv.client import ops
 from raftkv.client.ops import Bytes
@@ -191,9 +192,10 @@ class KVClient(abc.ABC):
     # ---- the primitives a connection provides ------------------------------
 
     @abc.abstractmethod
-    def execute(self, request: object) -> object:
+    def execute(self, request: Any) -> Any:
         """Run a request (range, put, delete, txn, compaction, lease grant or
-        revoke, alarm) and return its response, raising typed errors."""
+        revoke, alarm) and return its response (the request's response type:
+        a RangeRequest gives a RangeResponse, ...), raising typed errors."""
 
     @abc.abstractmethod
     def lease_keep_alive(self, lease_id: int) -> int:
@@ -237,10 +239,11 @@ class KVClient(abc.ABC):
 
     # ---- auth (etcd's users and roles; see mvcc/auth.py) -----------------------
 
-    def authorize(self, user: str | None, request: object) -> None:
-        """Raise etcd's error when ``user`` may not make ``request`` (nothing
-        to check while auth is off, or when the store is in another process,
-        which checks for itself)."""
+    def authorize(self, user: str | None, request: object) -> int | None:
+        """Raise etcd's error when ``user`` may not make ``request``, and
+        return the auth revision the decision was made at; None when the store
+        is in another process, which checks for itself."""
+        return None
 
     def user_for_token(self, token: str) -> str | None:
         """The user an auth token names, or None when it names nobody."""
@@ -274,7 +277,7 @@ class KVClient(abc.ABC):
 
     # ---- everything else ----------------------------------------------------
 
-    def __enter__(self) -> KVClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

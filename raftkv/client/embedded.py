@@ -8,12 +8,14 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from raftkv import __version__
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
 from raftkv.errors import LeaseNotFound, NoSpace, StoreClosed
 from raftkv.mvcc.auth import AuthResponse
 from raftkv.mvcc.expiry import LeaseDeadlines
+from raftkv.mvcc.permissions import Authorized, unwrapped
 from raftkv.mvcc.requests import (
     AlarmAction,
     AlarmRequest,
@@ -30,8 +32,19 @@ log = logging.getLogger(__name__)
 MEMBER_ID = 1  # a single member with no cluster around it
 
 
+class WatcherSource(Protocol):
+    """What an EmbeddedWatch reads from: a store in this process."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def poll_watchers(self, watchers: list[Watcher]) -> list[list[WatchResponse]]: ...
+
+    def cancel_watcher(self, watcher: Watcher) -> None: ...
+
+
 class EmbeddedWatch(Watch):
-    def __init__(self, store: EmbeddedStore, watcher_factory: Callable[[Callable[[], None]], Watcher]) -> None:
+    def __init__(self, store: WatcherSource, watcher_factory: Callable[[Callable[[], None]], Watcher]) -> None:
         self._store = store
         self._ready = threading.Event()
         self._buffer: list[WatchResponse] = []
@@ -134,15 +147,17 @@ class EmbeddedStore(KVClient):
         with self._lock:
             yield self._store
 
-    def execute(self, request: object) -> object:
+    def execute(self, request: Any) -> Any:
         with self._lock:
             self._check_open()
+            entry, request = request, unwrapped(request)
             if self._store.over_quota(request):
                 self._store.apply(AlarmRequest(AlarmAction.ACTIVATE, MEMBER_ID, AlarmType.NOSPACE))
                 raise NoSpace()
             if isinstance(request, LeaseGrantRequest) and request.id == 0:
                 request = LeaseGrantRequest(ttl=request.ttl, id=self._new_lease_id())
-            response = self._store.apply(request)
+                entry = Authorized(request, entry.auth_revision) if isinstance(entry, Authorized) else request
+            response = self._store.apply(entry)
             self._applied += 1
             now = self._clock()
             if isinstance(response, AuthResponse):
@@ -154,9 +169,9 @@ class EmbeddedStore(KVClient):
                 self._deadlines.remove(request.id)
             return response
 
-    def authorize(self, user: str | None, request: object) -> None:
+    def authorize(self, user: str | None, request: object) -> int:
         with self._lock:
-            self._store.authorize(user, request)
+            return self._store.authorize(user, request)
 
     def user_for_token(self, token: str) -> str | None:
         with self._lock:

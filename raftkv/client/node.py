@@ -9,6 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from raftkv import __version__
 from raftkv.addresses import BadURL, free_ports, host_port
@@ -31,6 +32,7 @@ from raftkv.errors import (
     StoreClosed,
     Unhealthy,
 )
+from raftkv.mvcc.permissions import Authorized, unwrapped
 from raftkv.mvcc.requests import (
     AlarmAction,
     AlarmRequest,
@@ -131,7 +133,7 @@ class Node(KVClient):
 
     # ---- auth --------------------------------------------------------------------
 
-    def authorize(self, user: str | None, request: object) -> None:
+    def authorize(self, user: str | None, request: object) -> int:
         if not self._auth_current and not self._member.learner:
             # after a start, the users and roles are those of the whole log only
             # once it is applied: wait for that once, not before every check
@@ -141,7 +143,7 @@ class Node(KVClient):
             except RaftKVError as e:  # no leader now: the request itself meets that; decide on what is here
                 log.info("auth check before catching up with the log error=%s", e)
         with self._member.lock:
-            self._member.store.authorize(user, request)
+            return self._member.store.authorize(user, request)
 
     def user_for_token(self, token: str) -> str | None:
         with self._member.lock:
@@ -165,8 +167,12 @@ class Node(KVClient):
         if self._closed.is_set():
             raise StoreClosed()
 
-    def execute(self, request: object) -> object:
+    def execute(self, request: Any) -> Any:
+        """Run a request, or an ``Authorized`` one (its auth revision goes with
+        it through the log and is checked again at apply)."""
         self._check_open()
+        checked_at = request.auth_revision if isinstance(request, Authorized) else None
+        request = unwrapped(request)
         member = self._member
         if member.learner and not (isinstance(request, RangeRequest) and request.serializable):
             raise NotSupportedForLearner()  # as etcd: a learner serves serializable reads only
@@ -186,7 +192,7 @@ class Node(KVClient):
             request = LeaseGrantRequest(ttl=request.ttl, id=secrets.randbits(63) or 1)
         with member.lock:
             member.store.admit(request)  # reject bad input before it reaches the log
-        return member.propose(request)
+        return member.propose(request if checked_at is None else Authorized(request, checked_at))
 
     def _raise_no_space(self) -> None:
         """etcd's answer to a write that would take this member past its

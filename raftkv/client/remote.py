@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -45,7 +46,7 @@ from raftkv.errors import (
     Unavailable,
     ValueProvided,
 )
-from raftkv.mvcc.auth import AUTH_ERRORS
+from raftkv.mvcc.auth import AUTH_ERRORS, AuthOldRevision
 from raftkv.mvcc.requests import (
     AlarmMember,
     AlarmRequest,
@@ -93,6 +94,12 @@ def typed_error(error: grpc.RpcError) -> RaftKVError:
     if error.code() == grpc.StatusCode.UNIMPLEMENTED:
         return NotSupported(message or "not supported by the server")
     return RaftKVError(message or str(error.code()))
+
+
+def _asks_for_a_new_token(error: grpc.RpcError) -> bool:
+    """The token expired, or the request was checked before the users and
+    roles last changed: authenticate again and retry (etcd's client does)."""
+    return error.code() == grpc.StatusCode.UNAUTHENTICATED or error.details() == AuthOldRevision.message
 
 
 @dataclass
@@ -263,8 +270,8 @@ class Client(KVClient):
             try:
                 response = getattr(stub, method)(message, timeout=self.timeout, metadata=self.metadata())
             except grpc.RpcError as e:
-                if e.code() == grpc.StatusCode.UNAUTHENTICATED and self._user is not None and not renewed:
-                    self._token, renewed = None, True  # the token expired: a new one, once
+                if self._user is not None and not renewed and _asks_for_a_new_token(e):
+                    self._token, renewed = None, True  # once, as etcd's client does
                     continue
                 if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
                         and len(self.endpoints) > 1:
@@ -276,7 +283,7 @@ class Client(KVClient):
             return response
         raise typed_error(last) from None
 
-    def execute(self, request: object) -> object:
+    def execute(self, request: Any) -> Any:
         if isinstance(request, LeaseGrantRequest):
             response = self.call("Lease", "LeaseGrant", rpc_pb2.LeaseGrantRequest(TTL=request.ttl, ID=request.id))
             return LeaseGrantResponse(revision=response.header.revision, id=response.ID, ttl=response.TTL)

@@ -93,8 +93,9 @@ class InvalidAuthToken(RaftKVError):
 
 
 class AuthOldRevision(RaftKVError):
-    """A JWT token issued before the auth store last changed (etcd checks a
-    token's revision; a client authenticates again)."""
+    """A JWT token issued, or a request checked, before the users and roles
+    last changed (etcd's auth revision check); a client authenticates again
+    and retries."""
 
     message = "etcdserver: revision of auth store is old"
     grpc_code = "INVALID_ARGUMENT"

@@ -5,17 +5,37 @@ with prev_kv); a delete WRITE on its range (READ too with prev_kv); a txn
 READ on every compared key or range and the permissions of every operation
 in both branches, nested txns included; revoking a lease WRITE on every key
 attached to it; auth management the root role.
+
+A request checked here goes to the log as ``Authorized``, with the auth
+revision it was checked at: it is applied only while the users and roles are
+still those (etcd checks again at apply), so a write racing with the revocation
+of the permission it needs, or checked by a member whose copy lagged, fails with
+``AuthOldRevision`` and its client asks again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
-from raftkv.mvcc.auth import ADMIN_REQUESTS, AuthStore, PermissionType
+from raftkv.mvcc.auth import ADMIN_REQUESTS, AuthOldRevision, AuthStore, PermissionType
 from raftkv.mvcc.lease import Lessor
 from raftkv.mvcc.requests import DeleteRangeRequest, LeaseRevokeRequest, PutRequest, RangeRequest, TxnRequest
 
 READ, WRITE = PermissionType.READ, PermissionType.WRITE
+
+
+@dataclass(frozen=True)
+class Authorized:
+    """A request whose permissions were checked at ``auth_revision``."""
+
+    request: object
+    auth_revision: int
+
+
+def unwrapped(request: object) -> object:
+    """The request itself, whether or not it comes as ``Authorized``."""
+    return request.request if isinstance(request, Authorized) else request
 
 
 def needed(request: object, lessor: Lessor) -> Iterator[tuple[bytes, bytes, PermissionType]]:
@@ -39,12 +59,22 @@ def needed(request: object, lessor: Lessor) -> Iterator[tuple[bytes, bytes, Perm
             yield key, b"", WRITE
 
 
-def authorize(auth: AuthStore, lessor: Lessor, user: str | None, request: object) -> None:
-    """Raise etcd's error when ``user`` may not make ``request``; nothing while auth is off."""
+def authorize(auth: AuthStore, lessor: Lessor, user: str | None, request: object) -> int:
+    """Raise etcd's error when ``user`` may not make ``request`` (nothing
+    while auth is off); return the auth revision the decision was made at."""
     if not auth.enabled:
-        return
+        return auth.revision
     if isinstance(request, ADMIN_REQUESTS):
         auth.check_admin(user)
-        return
+        return auth.revision
     for key, range_end, wanted in needed(request, lessor):
         auth.check(user, key, range_end, wanted)
+    return auth.revision
+
+
+def check_still_authorized(auth: AuthStore, request: Authorized) -> None:
+    """At apply: refuse a request on keys checked before the users and roles
+    last changed. (Auth management, which needs the root role, is not checked
+    again: its own changes move the revision, and etcd checks it by user.)"""
+    if auth.enabled and request.auth_revision < auth.revision and not isinstance(request.request, ADMIN_REQUESTS):
+        raise AuthOldRevision()

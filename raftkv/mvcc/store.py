@@ -7,8 +7,9 @@ the same state on every replica. No clock, no threads, no I/O.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from raftkv.errors import (
     Compacted,
@@ -20,7 +21,7 @@ from raftkv.errors import (
 )
 from raftkv.mvcc.alarms import AlarmTable
 from raftkv.mvcc.auth import AUTH_REQUESTS, AuthResponse, AuthStore
-from raftkv.mvcc.permissions import authorize
+from raftkv.mvcc.permissions import Authorized, authorize, check_still_authorized
 from raftkv.mvcc.compare import compare_holds
 from raftkv.mvcc.history import History
 from raftkv.mvcc.index import KeyIndex
@@ -97,7 +98,7 @@ class _Write:
 
     def end(self) -> None:
         if self.changes:
-            self.store._commit(self.revision, self.changes, self.prevs)
+            self.store.commit_write(self.revision, self.changes, self.prevs)
 
 
 class KVStore:
@@ -215,8 +216,11 @@ class KVStore:
 
     # ---- entry points -----------------------------------------------------
 
-    def apply(self, request: object) -> object:
+    def apply(self, request: object) -> Any:
         """Apply any request; the replicated log's single entry point."""
+        if isinstance(request, Authorized):
+            check_still_authorized(self.auth, request)
+            request = request.request
         if isinstance(request, AUTH_REQUESTS):
             return self._apply_auth(request)
         handler = self._handlers.get(type(request))
@@ -305,11 +309,12 @@ class KVStore:
         response.revision = self._revision
         return response
 
-    def authorize(self, user: str | None, request: object) -> None:
-        """Raise etcd's error if ``user`` may not make ``request`` (auth.py)."""
-        authorize(self.auth, self.lessor, user, request)
+    def authorize(self, user: str | None, request: object) -> int:
+        """Raise etcd's error if ``user`` may not make ``request`` (auth.py);
+        return the auth revision of the decision."""
+        return authorize(self.auth, self.lessor, user, request)
 
-    _handlers = {
+    _handlers: dict[type, Callable[[KVStore, Any], Any]] = {
         RangeRequest: range,
         PutRequest: put,
         DeleteRangeRequest: delete_range,
@@ -424,7 +429,7 @@ class KVStore:
         if replaced is not None:
             self._versions_size -= version_cost(replaced)
 
-    def _commit(self, revision: int, changes: list[KeyValue], prevs: list[KeyValue | None]) -> None:
+    def commit_write(self, revision: int, changes: list[KeyValue], prevs: list[KeyValue | None]) -> None:
         self._versions_size += sum(map(version_cost, changes))
         self._grew()
         self._revision = revision

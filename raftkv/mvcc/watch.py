@@ -85,7 +85,7 @@ class Watcher:
     def wants(self, kv: KeyValue) -> bool:
         return not (self.no_delete if kv.is_tombstone else self.no_put)
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         if self.on_ready is not None:
             self.on_ready()
 
@@ -135,7 +135,7 @@ class WatchHub:
     def cancel(self, watcher: Watcher) -> None:
         self._forget(watcher)
         watcher.canceled = True
-        watcher._wake()
+        watcher.wake()
 
     def cancel_all(self) -> None:
         """End every watcher (the store is closing or being replaced)."""
@@ -153,7 +153,7 @@ class WatchHub:
         if batches and not watcher.synced and not watcher.canceled:
             # still behind: no write will wake its reader (writes feed synced
             # watchers only), so ask for the next poll, which catches up further
-            watcher._wake()
+            watcher.wake()
         return batches
 
     # ---- feeding ------------------------------------------------------------
@@ -195,7 +195,7 @@ class WatchHub:
         for watcher in self._synced():
             # not before its start: a watch created for later revisions gets none earlier
             self._fall_behind(watcher, max(next_revision, watcher.start_revision))
-            watcher._wake()
+            watcher.wake()
 
     # ---- internals ----------------------------------------------------------
 
@@ -207,7 +207,7 @@ class WatchHub:
         watcher.pending_events += len(response.events)
         if response.events:
             watcher.heard_since_progress = True
-        watcher._wake()
+        watcher.wake()
 
     def _add_synced(self, watcher: Watcher) -> None:
         watcher.synced = True

@@ -46,20 +46,29 @@ def _is(kind: Kind, name: str) -> bool:
     return kind.builtin and kind.kind == name
 
 
+class _CallState(threading.local):
+    """One thread's state of the delete it is cascading (nested calls share it)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.busy: set[str] | None = None  # owners whose dependents are being processed
+        self.quiet: set[str] | None = None  # namespaces being emptied
+
+
 class GarbageCollector:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self._local = threading.local()
+        self._local = _CallState()
 
     # ---- per-call state -------------------------------------------------------
 
     @contextmanager
     def session(self) -> Iterator[None]:
         local = self._local
-        if getattr(local, "depth", 0) == 0:
-            local.busy = set()  # owners whose dependents are being processed
-            local.quiet = set()  # namespaces being emptied
-        local.depth = getattr(local, "depth", 0) + 1
+        if local.depth == 0:
+            local.busy = set()
+            local.quiet = set()
+        local.depth += 1
         try:
             yield
         finally:
@@ -69,7 +78,7 @@ class GarbageCollector:
 
     def _dependents(self, kind: Kind, owner: dict[str, Any]) -> list[Ref]:
         uid = owner["metadata"].get("uid")
-        return self.store._dependents_of(uid) if uid else []
+        return self.store.dependents_of(uid) if uid else []
 
     # ---- reactions --------------------------------------------------------------
 
@@ -127,7 +136,7 @@ class GarbageCollector:
         acted = 0
         with self.session():
             for kind in list(self.store.kinds):
-                for obj, _ in list(self.store._scan(kind, None, tolerant=True)):
+                for obj, _ in list(self.store.scan_stored(kind, None, tolerant=True)):
                     m = obj["metadata"]
                     if m.get("deletionTimestamp"):
                         finalizers = m.get("finalizers") or []
@@ -152,14 +161,14 @@ class GarbageCollector:
             return _UNRESOLVABLE
         if kind.namespaced and not namespace:
             return _UNRESOLVABLE  # a cluster-scoped dependent cannot have a namespaced owner
-        found = self.store._read(kind, namespace if kind.namespaced else None, str(ref.get("name", "")))
+        found = self.store.read_stored(kind, namespace if kind.namespaced else None, str(ref.get("name", "")))
         if found is None or found[0]["metadata"].get("uid") != ref.get("uid"):
             return None
         return kind, found[0]
 
     def _attempt_to_delete(self, target: Ref) -> bool:
         kind, ns, name = target
-        found = self.store._read(kind, ns or None, name)
+        found = self.store.read_stored(kind, ns or None, name)
         if found is None:
             return False
         obj = found[0]
@@ -227,7 +236,7 @@ class GarbageCollector:
 
     def _update(self, kind: Kind, namespace: str | None, name: str, mutate: Any) -> None:
         try:
-            self.store._guaranteed_update(kind, namespace or None, name, mutate, expected_rv=None,
+            self.store.guaranteed_update(kind, namespace or None, name, mutate, expected_rv=None,
                                           retry=True, missing_ok=True)
         except ObjectError as e:
             log.warning("garbage collector could not update %s %s/%s: %s", kind.kind, namespace, name, e)
@@ -237,7 +246,7 @@ class GarbageCollector:
         self._local.busy.add(uid)
         try:
             for dk, dns, dname in self._dependents(kind, owner):
-                found = self.store._read(dk, dns or None, dname)
+                found = self.store.read_stored(dk, dns or None, dname)
                 if found is not None:
                     self._drop_references(dk, found[0], {uid})
         finally:
@@ -255,7 +264,7 @@ class GarbageCollector:
                 self._attempt_to_delete(ref)
             blocked = False
             for dk, dns, dname in dependents:
-                found = self.store._read(dk, dns or None, dname)
+                found = self.store.read_stored(dk, dns or None, dname)
                 if found is not None and any(r.get("uid") == uid and r.get("blockOwnerDeletion") is True
                                              for r in _refs(found[0])):
                     blocked = True
@@ -274,7 +283,7 @@ class GarbageCollector:
             for kind in list(self.store.kinds):
                 if not kind.namespaced:
                     continue
-                for obj, _ in list(self.store._scan(kind, namespace)):
+                for obj, _ in list(self.store.scan_stored(kind, namespace)):
                     m = obj["metadata"]
                     if m.get("deletionTimestamp"):
                         continue
@@ -289,10 +298,10 @@ class GarbageCollector:
     def _maybe_finalize_namespace(self, namespace: str) -> None:
         store = self.store
         ns_kind = store.kinds.for_object("v1", "Namespace")
-        found = store._read(ns_kind, None, namespace)
+        found = store.read_stored(ns_kind, None, namespace)
         if found is None or not found[0]["metadata"].get("deletionTimestamp"):
             return
-        if any(store._count(k, namespace) for k in list(store.kinds) if k.namespaced):
+        if any(store.count_stored(k, namespace) for k in list(store.kinds) if k.namespaced):
             return
 
         def mutate(current: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +319,7 @@ class GarbageCollector:
             kind = self.store.kinds.for_object(defined.api_version, defined.kind)
         except (ObjectError, UnknownKind):
             return
-        for obj, _ in list(self.store._scan(kind, None)):
+        for obj, _ in list(self.store.scan_stored(kind, None)):
             m = obj["metadata"]
             try:
                 self.store.delete(kind, m["name"], m.get("namespace") or None, uid=m.get("uid"))

@@ -226,7 +226,7 @@ class ObjectStore:
         """Register the kinds of every stored CRD; True if any was new."""
         crd_kind = self.kinds.for_object(f"{CRD_GROUP}/v1", CRD_KIND)
         changed = False
-        for obj, _ in self._scan(crd_kind, None, tolerant=True):
+        for obj, _ in self.scan_stored(crd_kind, None, tolerant=True):
             try:
                 kind = kind_from_crd(obj)
                 if kind not in self.kinds:
@@ -249,7 +249,7 @@ class ObjectStore:
             data = self.encryptor.encrypt(data, key)
         return data
 
-    def _decode(self, kind: Kind, kv: KeyValue) -> dict[str, Any]:
+    def decode_stored(self, kind: Kind, kv: KeyValue) -> dict[str, Any]:
         data = kv.value
         if is_encrypted(data):
             if self.encryptor is None:
@@ -279,15 +279,15 @@ class ObjectStore:
         ns = (namespace or DEFAULT_NAMESPACE) if kind.namespaced else ""
         return self.keys.object_key(kind, ns, name)
 
-    # ---- raw access, shared with the garbage collector ------------------------
+    # ---- stored objects as they are, for the garbage collector and watches ----
 
-    def _read(self, kind: Kind, namespace: str | None, name: str) -> tuple[dict[str, Any], KeyValue] | None:
+    def read_stored(self, kind: Kind, namespace: str | None, name: str) -> tuple[dict[str, Any], KeyValue] | None:
         kv = self.kv.get(self._key(kind, namespace, name))
         if kv is None:
             return None
-        return self._decode(kind, kv), kv
+        return self.decode_stored(kind, kv), kv
 
-    def _scan(self, kind: Kind, namespace: str | None, revision: int = 0, *,
+    def scan_stored(self, kind: Kind, namespace: str | None, revision: int = 0, *,
               tolerant: bool = False) -> Iterator[tuple[dict[str, Any], KeyValue]]:
         """Every object of a kind (in one namespace, or all), at one revision.
         ``tolerant`` skips values this client cannot decrypt or decode."""
@@ -299,7 +299,7 @@ class ObjectStore:
             revision = revision or r.revision
             for kv in r.kvs:
                 try:
-                    obj = self._decode(kind, kv)
+                    obj = self.decode_stored(kind, kv)
                 except InternalError as e:
                     if not tolerant:
                         raise
@@ -310,7 +310,7 @@ class ObjectStore:
                 return
             start = r.kvs[-1].key + b"\x00"
 
-    def _dependents_of(self, owner_uid: str) -> list[tuple[Kind, str, str]]:
+    def dependents_of(self, owner_uid: str) -> list[tuple[Kind, str, str]]:
         """(kind, namespace, name) of every object naming ``owner_uid`` as an owner."""
         prefix = self.keys.owner_index_prefix(owner_uid)
         found = []
@@ -324,7 +324,7 @@ class ObjectStore:
                     break
         return found
 
-    def _count(self, kind: Kind, namespace: str | None) -> int:
+    def count_stored(self, kind: Kind, namespace: str | None) -> int:
         prefix = self.keys.list_prefix(kind, namespace)
         return self.kv.range(prefix, keys.range_end(prefix), count_only=True).count
 
@@ -403,7 +403,7 @@ class ObjectStore:
 
     def _check_namespace(self, kind: Kind, namespace: str, name: str) -> KeyValue:
         ns_kind = self.kinds.for_object("v1", "Namespace")
-        found = self._read(ns_kind, None, namespace)
+        found = self.read_stored(ns_kind, None, namespace)
         if found is None:
             raise NotFound.of("namespaces", "", namespace)
         ns_obj, ns_kv = found
@@ -479,7 +479,7 @@ class ObjectStore:
     def get(self, kind: KindRef, name: str, namespace: str | None = None) -> dict[str, Any]:
         """The object, or NotFound. ``namespace`` defaults to "default"."""
         k = self.kind(kind)
-        found = self._read(k, namespace, name)
+        found = self.read_stored(k, namespace, name)
         if found is None:
             raise NotFound.of(k.plural, k.group, name)
         return found[0]
@@ -522,7 +522,7 @@ class ObjectStore:
             r = self._range(start, end, batch, list_revision, from_token, resource_version)
             list_revision = list_revision or r.revision
             for i, kv in enumerate(r.kvs):
-                obj = self._decode(k, kv)
+                obj = self.decode_stored(k, kv)
                 if not filtering or (labels.matches(obj["metadata"].get("labels")) and fields.matches(obj)):
                     items.append(obj)
                 if limit and len(items) == limit:
@@ -568,7 +568,7 @@ class ObjectStore:
         ns = self._namespace(kind, m.get("namespace"), namespace)
         expected = parse_resource_version(m.get("resourceVersion"))
         write = _part_writer(kind, part)
-        return self._guaranteed_update(kind, ns, name, lambda current: write(current, copy.deepcopy(new)),
+        return self.guaranteed_update(kind, ns, name, lambda current: write(current, copy.deepcopy(new)),
                                        expected_rv=expected, retry=expected is None, dry_run=dry_run)
 
     def patch(self, kind: KindRef, name: str, patch: Any, namespace: str | None = None, *,
@@ -601,13 +601,14 @@ class ObjectStore:
                 raise BadRequest("the patch may not change the object's apiVersion or kind")
             return write(current, admission.normalize(k, result))
 
-        return self._guaranteed_update(k, namespace, name, mutate, expected_rv=None, retry=not pinned,
+        return self.guaranteed_update(k, namespace, name, mutate, expected_rv=None, retry=not pinned,
                                        dry_run=dry_run)
 
-    def _guaranteed_update(self, kind: Kind, namespace: str | None, name: str,
+    def guaranteed_update(self, kind: Kind, namespace: str | None, name: str,
                            mutate: Callable[[dict[str, Any]], dict[str, Any]], *,
                            expected_rv: int | None, retry: bool, dry_run: bool = False,
                            missing_ok: bool = False) -> dict[str, Any]:
+        """Read, ``mutate``, admit and write an object, again on a conflict when ``retry``."""
         key = self._key(kind, namespace, name)
         while True:
             kv = self.kv.get(key)
@@ -615,7 +616,7 @@ class ObjectStore:
                 if missing_ok:
                     return {}
                 raise NotFound.of(kind.plural, kind.group, name)
-            current = self._decode(kind, kv)
+            current = self.decode_stored(kind, kv)
             if expected_rv is not None and kv.mod_revision != expected_rv:
                 raise Conflict.of(kind.plural, kind.group, name)
             new = admission.prepare_update(kind, mutate(copy.deepcopy(current)), current)
@@ -682,7 +683,7 @@ class ObjectStore:
                 kv = self.kv.get(key)
                 if kv is None:
                     raise NotFound.of(k.plural, k.group, name)
-                obj = self._decode(k, kv)
+                obj = self.decode_stored(k, kv)
                 m = obj["metadata"]
                 if uid is not None and m.get("uid") != uid:
                     raise Conflict.of(k.plural, k.group, name,
@@ -723,7 +724,7 @@ class ObjectStore:
                 log.info("deletion started kind=%s key=%s policy=%s finalizers=%s",
                          k.kind, key.decode(), policy, finalizers)
                 self.gc.process_deleting(k, marked)
-                found = self._read(k, namespace, name)
+                found = self.read_stored(k, namespace, name)
                 if found is not None and found[0]["metadata"].get("uid") == m.get("uid"):
                     return found[0]
                 return marked
@@ -744,7 +745,7 @@ class ObjectStore:
     def _redelete(self, kind: Kind, obj: dict[str, Any], kv: KeyValue, policy: str) -> dict[str, Any]:
         """Delete of an object already being deleted: finish what can be finished."""
         self.gc.process_deleting(kind, obj)
-        found = self._read(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        found = self.read_stored(kind, obj["metadata"].get("namespace"), obj["metadata"]["name"])
         return found[0] if found is not None else obj
 
     # ---- garbage collection, apply, watch -------------------------------------

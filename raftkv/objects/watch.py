@@ -156,9 +156,9 @@ class ObjectWatch:
 
     def _convert(self, event: Any) -> WatchEvent | None:
         store, kind = self._store, self.kind
-        new = store._decode(kind, event.kv) if event.type == EventType.PUT else None
+        new = store.decode_stored(kind, event.kv) if event.type == EventType.PUT else None
         prev = event.prev_kv
-        old = store._decode(kind, prev) if prev is not None and not prev.is_tombstone else None
+        old = store.decode_stored(kind, prev) if prev is not None and not prev.is_tombstone else None
         new_ok, old_ok = self._matches(new), self._matches(old)
         if new_ok and old_ok:
             return WatchEvent(MODIFIED, new)  # type: ignore[arg-type]

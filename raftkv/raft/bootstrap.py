@@ -42,5 +42,5 @@ def write_restored_data_dir(data_dir: str, address: str, store_state: dict, memb
         journal.setCurrentTerm(1, None)
         journal.sync()
     finally:
-        journal._destroy()
+        journal.close()
     fsync_dir(data_dir)

@@ -210,13 +210,17 @@ class DurableJournal:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def _destroy(self) -> None:
+    def close(self) -> None:
+        """Write what is buffered and close the file."""
         try:
             self.sync()  # writes what is buffered
         except StorageFailure as e:
             log.error("the log could not be synced while closing path=%s error=%s", self.path, e)
         finally:
             self._file.close()
+
+    def _destroy(self) -> None:  # pysyncobj's name for close
+        self.close()
 
     def flush(self) -> None:
         self.sync()

@@ -56,6 +56,7 @@ from raftkv.errors import (
 )
 from raftkv.mvcc.auth import AuthResponse
 from raftkv.mvcc.expiry import LeaseDeadlines
+from raftkv.mvcc.permissions import unwrapped
 from raftkv.mvcc.requests import LeaseGrantRequest, LeaseRevokeRequest
 from raftkv.mvcc.store import KVStore, StoreLimits
 from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL, SimpleTokens, TokenProvider
@@ -303,7 +304,7 @@ class RaftMember(SyncObj):
                 transportClass=SyncingTransport,
             )
         except BaseException:
-            journal._destroy()
+            journal.close()
             raise
         # pysyncobj stops ticking once the thread that created it ends; a
         # member lives until closed, whichever thread started it
@@ -344,10 +345,10 @@ class RaftMember(SyncObj):
                                 "the cluster (raftkv member remove), delete its data directory, and add it "
                                 "again (raftkv member add)")
         except CorruptLog as e:
-            journal._destroy()
+            journal.close()
             raise DataDirError(str(e)) from None
         except BaseException:
-            journal._destroy()
+            journal.close()
             raise
         return journal, meta
 
@@ -428,7 +429,8 @@ class RaftMember(SyncObj):
 
     def propose(self, request: object, timeout: float | None = None) -> object:
         """Replicate a request; return its response once applied here."""
-        if isinstance(request, LeaseGrantRequest) and request.id == 0:
+        inner = unwrapped(request)
+        if isinstance(inner, LeaseGrantRequest) and inner.id == 0:
             raise ValueError("choose the lease id before proposing")
         return self._propose_raw(encode_request(request), COMMAND_TYPE, timeout)
 
@@ -473,14 +475,15 @@ class RaftMember(SyncObj):
             log.error("log entry of an unknown kind skipped tag=%r", tag)
             return None
         try:
-            request = decode_request(command[1:])
+            entry = decode_request(command[1:])
         except WireError as e:
             log.error("undecodable log entry skipped error=%s", e)
             return e
+        request = unwrapped(entry)
         now = self._clock()
         with self.lock:
             try:
-                response = self.store.apply(request)
+                response = self.store.apply(entry)
                 failpoints.hit("apply-before-response")
             except RaftKVError as e:
                 return e

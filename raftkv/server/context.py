@@ -85,7 +85,7 @@ def grpc_errors(method):
         try:
             return method(self, request, context)
         except RaftKVError as e:
-            context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
+            context.abort(grpc.StatusCode[e.grpc_code], str(e))
         except grpc.RpcError:
             raise
         except Exception as e:  # never crash the member on a request

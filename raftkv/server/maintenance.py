@@ -99,7 +99,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
                 await self._blocking(self._ctx.check_admin, context, AdminPermissionDenied)
                 total = await self._blocking(lambda: snapshot.write(f, snapshot.capture(self._ctx)))
             except RaftKVError as e:
-                await context.abort(getattr(grpc.StatusCode, e.grpc_code), str(e))
+                await context.abort(grpc.StatusCode[e.grpc_code], str(e))
             log.info("sending snapshot to client total_bytes=%d", total)
             f.seek(0)
             pieces = snapshot.file_chunks(f, total)

@@ -98,7 +98,7 @@ class ServerMetrics:
     def interceptor(self) -> grpc.ServerInterceptor:
         return MetricsInterceptor(self)
 
-    def _done(self, labels: tuple[str, str, str], code: grpc.StatusCode | None, began: float) -> None:
+    def record_done(self, labels: tuple[str, str, str], code: grpc.StatusCode | None, began: float) -> None:
         self.handled.labels(*labels, GO_CODE_NAMES.get(code, "Unknown")).inc()
         self.handling.labels(*labels).observe(time.perf_counter() - began)
 
@@ -229,7 +229,7 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 code = _outcome(context, grpc.StatusCode.UNKNOWN)
                 raise
             finally:
-                metrics._done(labels, code, began)
+                metrics.record_done(labels, code, began)
 
         return behavior
 
@@ -264,7 +264,7 @@ class _Once:
     def __call__(self, code: grpc.StatusCode | None) -> None:
         if not self._done:
             self._done = True
-            self._metrics._done(self._labels, code, self._began)
+            self._metrics.record_done(self._labels, code, self._began)
 
 
 class _RecordingContext:

@@ -34,7 +34,7 @@ def test_entries_survive_reopen_after_sync(path):
     j.add(b"bb", 2, 1)
     j.add(b"", 3, 2)
     j.sync()
-    j._destroy()
+    j.close()
     assert entries(DurableJournal(path)) == [(b"a", 1, 1), (b"bb", 2, 1), (b"", 3, 2)]
 
 
@@ -52,7 +52,7 @@ def test_torn_tail_is_cut_and_later_appends_land_after_it(path):
     j.add(b"one", 1, 1)
     j.add(b"two", 2, 1)
     j.sync()
-    j._destroy()
+    j.close()
     size = os.path.getsize(path)
     with open(path, "r+b") as f:  # a crash in the middle of writing the second record
         f.truncate(size - 2)
@@ -60,7 +60,7 @@ def test_torn_tail_is_cut_and_later_appends_land_after_it(path):
     assert entries(j) == [(b"one", 1, 1)]
     j.add(b"three", 2, 2)
     j.sync()
-    j._destroy()
+    j.close()
     assert entries(DurableJournal(path)) == [(b"one", 1, 1), (b"three", 2, 2)]
 
 
@@ -69,7 +69,7 @@ def test_a_damaged_last_record_is_a_torn_tail(path):
     j.add(b"good", 1, 1)
     j.add(b"evil", 2, 1)
     j.sync()
-    j._destroy()
+    j.close()
     data = bytearray(open(path, "rb").read())
     data[-1] ^= 0xFF  # flip a bit in the last command
     open(path, "wb").write(bytes(data))
@@ -83,7 +83,7 @@ def test_delete_entries_from_truncates_the_suffix(path):
     j.deleteEntriesFrom(2)
     j.add(b"new", 3, 2)
     j.sync()
-    j._destroy()
+    j.close()
     assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1), (b"new", 3, 2)]
 
 
@@ -95,7 +95,7 @@ def test_delete_entries_to_keeps_the_tail(path):
     assert entries(j) == [(b"c4", 4, 1), (b"c5", 5, 1)]
     j.add(b"c6", 6, 1)
     j.sync()
-    j._destroy()
+    j.close()
     assert entries(DurableJournal(path)) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1)]
 
 
@@ -105,7 +105,7 @@ def test_clear(path):
     j.clear()
     j.add(b"b", 7, 3)
     j.sync()
-    j._destroy()
+    j.close()
     assert entries(DurableJournal(path)) == [(b"b", 7, 3)]
 
 
@@ -146,7 +146,7 @@ def _written(path, commands):
     for i, command in enumerate(commands, start=1):
         j.add(command, i, 1)
     j.sync()
-    j._destroy()
+    j.close()
     return bytearray(open(path, "rb").read())
 
 
@@ -196,7 +196,7 @@ def test_restart_from_keeps_what_follows_the_snapshot(path):
         j.add(b"c%d" % i, i, 1)
     j.restart_from([(b"c4", 4, 1), (b"c5", 5, 1)])
     assert entries(j) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1), (b"c7", 7, 1)]
-    j._destroy()
+    j.close()
     assert entries(DurableJournal(path))[0] == (b"c4", 4, 1)
 
 
