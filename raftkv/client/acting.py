@@ -8,19 +8,33 @@ from collections.abc import Iterator
 from typing import Any
 
 from raftkv.client.api import KVClient, LeaseTTL, Status, Watch
+from raftkv.mvcc.auth import InvalidAuthToken, PermissionDenied
 from raftkv.mvcc.permissions import Authorized
 from raftkv.mvcc.requests import RangeRequest
 from raftkv.mvcc.store import KVStore
 
 
 class ActingAs(KVClient):
-    def __init__(self, kv: KVClient, user: str | None) -> None:
+    """``token``: the auth token ``user`` was found by, if any."""
+
+    def __init__(self, kv: KVClient, user: str | None, token: str | None = None) -> None:
         self.kv = kv
         self.user = user
+        self.token = token
 
     def execute(self, request: Any) -> Any:
-        checked_at = self.kv.authorize(self.user, request)
+        checked_at = self._authorize(request)
         return self.kv.execute(request if checked_at is None else Authorized(request, checked_at))
+
+    def _authorize(self, request: object) -> int | None:
+        try:
+            return self.kv.authorize(self.user, request)
+        except PermissionDenied:
+            # the user may have been deleted since its token was read: then
+            # the token is what is wrong (its deletion ends its tokens)
+            if self.token is not None and self.kv.user_for_token(self.token) != self.user:
+                raise InvalidAuthToken() from None
+            raise
 
     def lease_keep_alive(self, lease_id: int) -> int:
         return self.kv.lease_keep_alive(lease_id)
@@ -33,7 +47,7 @@ class ActingAs(KVClient):
 
     def open_watch(self, key: bytes, range_end: bytes, start_revision: int, prev_kv: bool,
                    no_put: bool, no_delete: bool, progress_notify: bool) -> Watch:
-        self.kv.authorize(self.user, RangeRequest(key, range_end))
+        self._authorize(RangeRequest(key, range_end))
         return self.kv.open_watch(key, range_end, start_revision, prev_kv, no_put, no_delete, progress_notify)
 
     def status(self) -> Status:

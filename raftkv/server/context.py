@@ -53,8 +53,7 @@ class ServerContext:
         return self._caller(context)
 
     def _caller(self, context) -> str | None:
-        metadata = dict(context.invocation_metadata() or ())
-        token = metadata.get("token") or metadata.get("authorization")
+        token = _token(context)
         if token:
             user = self.kv.user_for_token(token)
             if user is None:
@@ -67,7 +66,7 @@ class ServerContext:
         """The store, used on behalf of the call's user (as it is while auth is off)."""
         if not self.auth_enabled():
             return self.kv
-        return ActingAs(self.kv, self._caller(context))
+        return ActingAs(self.kv, self._caller(context), _token(context))
 
     def check_admin(self, context, error: type[RaftKVError] = PermissionDenied) -> None:
         """etcd's admin check (the root role) for calls that change the cluster or read all of it."""
@@ -75,6 +74,12 @@ class ServerContext:
         with self.local_store() as store:
             if store is not None:
                 store.auth.check_admin(user, error)
+
+
+def _token(context) -> str | None:
+    """The call's auth token: metadata "token", or "authorization" from the JSON gateway."""
+    metadata = dict(context.invocation_metadata() or ())
+    return metadata.get("token") or metadata.get("authorization") or None
 
 
 def grpc_errors(method):

@@ -84,3 +84,19 @@ def test_a_write_checked_before_its_permission_was_revoked_is_refused_at_apply(t
         kv.execute(a.RoleAddRequest("r3"))
         kv.execute(Authorized(a.RoleAddRequest("r2"), admin_checked_at))
         assert {"r2", "r3"} <= set(kv.execute(a.RoleListRequest()).roles)
+
+
+def test_a_user_deleted_after_its_token_was_read_gets_the_tokens_error():
+    """A member reads a call's token, then checks its user's permissions: a
+    deletion of the user in between ends the token, and that is the error."""
+    with raftkv.open() as kv:
+        set_up(kv)
+        token = kv.authenticate("u", "pw")
+        by_token, by_certificate = ActingAs(kv, "u", token), ActingAs(kv, "u")
+        kv.execute(a.UserDeleteRequest("u"))
+        with pytest.raises(a.InvalidAuthToken):
+            by_token.get("app/x")
+        with pytest.raises(a.InvalidAuthToken):
+            by_token.watch("app/x")
+        with pytest.raises(a.PermissionDenied):
+            by_certificate.get("app/x")
