@@ -9,9 +9,11 @@ landing a kill inside an election), never synchronisation.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import threading
 import time
 
 import pytest
@@ -399,8 +401,11 @@ def test_lease_survives_leader_change_and_expires_exactly_once(make_cluster):
         watch.start()
         wait_until(lambda: watch.seen(), timeout=10, what="watch sees the put")
 
-        # let the lease age, so that without an extension by the new leader it
-        # would run out well within 2 s of the kill
+        # let the lease age from a renewal (the setup above may have taken
+        # most of its TTL on a busy machine), so that without an extension by
+        # the new leader it would run out well within 2 s of the kill
+        renewed = retry(lambda: client.lease_keep_alive(lease.id), timeout=10, what="keep-alive")
+        assert renewed == ttl
         time.sleep(ttl - 1.5)
         killed_at = time.monotonic()
         cluster.kill(leader)
@@ -446,6 +451,30 @@ def test_lease_survives_leader_change_and_expires_exactly_once(make_cluster):
 # ---- snapshots meet leases and power loss -----------------------------------------
 
 
+@contextlib.contextmanager
+def keeping_alive(cluster, lease_ids: list[int], every: float = 0.5):
+    """Renew the leases (through a client of their own) while the block runs."""
+    stop = threading.Event()
+    keeper_client = cluster.client(timeout=2.0)
+
+    def renew():
+        while not stop.wait(every):
+            for lease_id in lease_ids:
+                try:
+                    keeper_client.lease_keep_alive(lease_id)
+                except RaftKVError:
+                    pass  # a lost renewal: the next one comes within the TTL
+
+    keeper = threading.Thread(target=renew, name="test-lease-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=10)
+        keeper_client.close()
+
+
 def wait_snapshot_after(cluster, since: float, timeout: float = 30.0) -> None:
     """Every member wrote a snapshot after ``since`` (time.time())."""
     def fresh():
@@ -464,12 +493,16 @@ def test_lease_restored_from_a_snapshot_expires_and_can_be_kept_alive(make_clust
         kept = retry(lambda: client.lease(ttl), timeout=10, what="grant")
         retry(lambda: client.put(b"/ls/expiring", b"1", lease=expiring.id), timeout=10, what="put")
         retry(lambda: client.put(b"/ls/kept", b"1", lease=kept.id), timeout=10, what="put")
-        for i in range(60):  # push the grants out of every member's log, into its snapshot
-            retry(lambda: client.put(f"/ls/o{i}", b"x"), timeout=10, what="put")
-        since = time.time()
-        for i in range(60, 120):
-            retry(lambda: client.put(f"/ls/o{i}", b"x"), timeout=10, what="put")
-        wait_snapshot_after(cluster, since)
+        # on a busy machine the setup can outlast the TTL: both leases are kept
+        # alive until the kill, so that what the restart restores is the question
+        with keeping_alive(cluster, [expiring.id, kept.id]):
+            for i in range(60):  # push the grants out of every member's log, into its snapshot
+                retry(lambda: client.put(f"/ls/o{i}", b"x"), timeout=10, what="put")
+            since = time.time()
+            for i in range(60, 120):
+                retry(lambda: client.put(f"/ls/o{i}", b"x"), timeout=10, what="put")
+            wait_snapshot_after(cluster, since)
+            assert client.get(b"/ls/expiring") is not None and client.get(b"/ls/kept") is not None
 
         kill_all(cluster)
         start_all(cluster)
