@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from urllib.parse import urlparse
+
+_EPHEMERAL_RANGE = "/proc/sys/net/ipv4/ip_local_port_range"
 
 
 class BadURL(ValueError):
@@ -23,7 +26,39 @@ def host_port(url: str) -> str:
 
 
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct loopback ports free at the time of the call."""
+    """``count`` distinct loopback ports free at the time of the call.
+
+    They come from below the kernel's ephemeral range. A port from inside it
+    (what binding port 0 gives) can be taken by any outgoing connection on the
+    machine before the process it was chosen for binds it: seen as "Address
+    already in use" when a cluster of members started beside other clusters."""
+    low = _ephemeral_low()
+    if low - 1 - max(1024, low // 2) < 16 * count:
+        return _kernel_chosen_ports(count)  # an unusual range: nothing to choose from below it
+    choose = random.Random()
+    ports: list[int] = []
+    while len(ports) < count:
+        port = choose.randint(max(1024, low // 2), low - 1)
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+        ports.append(port)
+    return ports
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open(_EPHEMERAL_RANGE) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _kernel_chosen_ports(count: int) -> list[int]:
     sockets, ports = [], []
     for _ in range(count):
         s = socket.socket()

@@ -15,7 +15,6 @@ import os
 import pprint
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from raftkv.addresses import free_ports
 from raftkv.errors import RaftKVError
 from raftkv.mvcc import (
     CompactionRequest,
@@ -360,9 +360,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class EtcdServer:
