@@ -7,8 +7,8 @@ port (cmux reads a connection's first bytes and hands it to one of two
 servers in the same process). Python's gRPC server listens on its own port
 and takes no connection from elsewhere, so raftkv could share a port only by
 putting a front in the way: accept, read the first bytes, then relay every
-byte of an HTTP/2 connection to the gRPC port (and of an HTTP/1.1 one to the
-HTTP port). This measures that front against the direct path, on one raftkv
+byte of an HTTP/2 connection to the gRPC port (an HTTP/1.1 one would go to the
+HTTP port; this front closes it, as only the gRPC side is measured). This measures that front against the direct path, on one raftkv
 cluster: puts and linearizable gets with ``--clients`` coroutines spread over
 every member (the throughput benchmark's client), direct, through the front,
 direct, through the front. Each member's front runs in a process of its own,
@@ -43,18 +43,17 @@ async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         writer.close()
 
 
-async def _front(listen: socket.socket, grpc_target: tuple[str, int], http_target: tuple[str, int] | None) -> None:
+async def _front(listen: socket.socket, grpc_target: tuple[str, int]) -> None:
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             first = await reader.readexactly(len(HTTP2_PREFACE))
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
             return
-        target = grpc_target if first == HTTP2_PREFACE else http_target
-        if target is None:
+        if first != HTTP2_PREFACE:
             writer.close()
             return
-        up_reader, up_writer = await asyncio.open_connection(*target)
+        up_reader, up_writer = await asyncio.open_connection(*grpc_target)
         for w in (writer, up_writer):
             w.transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         up_writer.write(first)
@@ -65,8 +64,8 @@ async def _front(listen: socket.socket, grpc_target: tuple[str, int], http_targe
         await server.serve_forever()
 
 
-def _run_front(listen: socket.socket, grpc_target: tuple[str, int], http_target: tuple[str, int] | None) -> None:
-    asyncio.run(_front(listen, grpc_target, http_target))
+def _run_front(listen: socket.socket, grpc_target: tuple[str, int]) -> None:
+    asyncio.run(_front(listen, grpc_target))
 
 
 def _host_port(endpoint: str) -> tuple[str, int]:
@@ -91,7 +90,7 @@ def measure(nodes: int, clients: int, seconds: float, warmup: float, rounds: int
             for endpoint in cluster.endpoints:
                 listen = socket.create_server(("127.0.0.1", 0))
                 front_endpoints.append(f"127.0.0.1:{listen.getsockname()[1]}")
-                process = spawn.Process(target=_run_front, args=(listen, _host_port(endpoint), None), daemon=True)
+                process = spawn.Process(target=_run_front, args=(listen, _host_port(endpoint)), daemon=True)
                 process.start()
                 listen.close()
                 fronts.append(process)
@@ -107,12 +106,14 @@ def measure(nodes: int, clients: int, seconds: float, warmup: float, rounds: int
             process.kill()
             process.join(5)
         shutil.rmtree(tmp, ignore_errors=True)
+
+    def rate(path: str, op: str) -> float:
+        chosen = [p for p in phases if p["system"] == path and p["op"] == op]
+        return sum(p["ops"] for p in chosen) / sum(p["seconds"] for p in chosen)
+
     summary = {}
     for op in ("put", "get"):
-        direct = sum(p["ops"] for p in phases if p["system"] == "direct" and p["op"] == op) / \
-            sum(p["seconds"] for p in phases if p["system"] == "direct" and p["op"] == op)
-        front = sum(p["ops"] for p in phases if p["system"] == "front" and p["op"] == op) / \
-            sum(p["seconds"] for p in phases if p["system"] == "front" and p["op"] == op)
+        direct, front = rate("direct", op), rate("front", op)
         summary[op] = {"direct_ops_per_s": round(direct, 1), "front_ops_per_s": round(front, 1),
                        "ratio": round(front / direct, 3)}
     return {"benchmark": "port-sharing", "nodes": nodes, "clients": clients, "phases": phases, "summary": summary}

@@ -33,12 +33,13 @@ def free_ports(count: int) -> list[int]:
     machine before the process it was chosen for binds it: seen as "Address
     already in use" when a cluster of members started beside other clusters."""
     low = _ephemeral_low()
-    if low - 1 - max(1024, low // 2) < 16 * count:
+    first, last = max(1024, low // 2), low - 1
+    if last - first < 16 * count:
         return _kernel_chosen_ports(count)  # an unusual range: nothing to choose from below it
     choose = random.Random()
     ports: list[int] = []
     while len(ports) < count:
-        port = choose.randint(max(1024, low // 2), low - 1)
+        port = choose.randint(first, last)
         if port in ports:
             continue
         with socket.socket() as s:

@@ -253,7 +253,7 @@ def client(ctx: click.Context | None = None, *, check: bool = True):
     if s.opened_client is None:
         user, password = s.credentials_of_user()
         s.opened_client = Client(s.endpoints, timeout=s.command_timeout, credentials=s.credentials(),
-                           user=user, password=password)
+                                 user=user, password=password)
         ctx.find_root().call_on_close(s.opened_client.close)
         if check:
             wait_reachable(s.opened_client, s.dial_timeout)

@@ -237,7 +237,7 @@ class GarbageCollector:
     def _update(self, kind: Kind, namespace: str | None, name: str, mutate: Any) -> None:
         try:
             self.store.guaranteed_update(kind, namespace or None, name, mutate, expected_rv=None,
-                                          retry=True, missing_ok=True)
+                                         retry=True, missing_ok=True)
         except ObjectError as e:
             log.warning("garbage collector could not update %s %s/%s: %s", kind.kind, namespace, name, e)
 

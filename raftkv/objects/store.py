@@ -288,7 +288,7 @@ class ObjectStore:
         return self.decode_stored(kind, kv), kv
 
     def scan_stored(self, kind: Kind, namespace: str | None, revision: int = 0, *,
-              tolerant: bool = False) -> Iterator[tuple[dict[str, Any], KeyValue]]:
+                    tolerant: bool = False) -> Iterator[tuple[dict[str, Any], KeyValue]]:
         """Every object of a kind (in one namespace, or all), at one revision.
         ``tolerant`` skips values this client cannot decrypt or decode."""
         prefix = self.keys.list_prefix(kind, namespace)
@@ -569,7 +569,7 @@ class ObjectStore:
         expected = parse_resource_version(m.get("resourceVersion"))
         write = _part_writer(kind, part)
         return self.guaranteed_update(kind, ns, name, lambda current: write(current, copy.deepcopy(new)),
-                                       expected_rv=expected, retry=expected is None, dry_run=dry_run)
+                                      expected_rv=expected, retry=expected is None, dry_run=dry_run)
 
     def patch(self, kind: KindRef, name: str, patch: Any, namespace: str | None = None, *,
               patch_type: str = MERGE, dry_run: bool = False, part: WritePart = WritePart.WHOLE) -> dict[str, Any]:
@@ -602,12 +602,12 @@ class ObjectStore:
             return write(current, admission.normalize(k, result))
 
         return self.guaranteed_update(k, namespace, name, mutate, expected_rv=None, retry=not pinned,
-                                       dry_run=dry_run)
+                                      dry_run=dry_run)
 
     def guaranteed_update(self, kind: Kind, namespace: str | None, name: str,
-                           mutate: Callable[[dict[str, Any]], dict[str, Any]], *,
-                           expected_rv: int | None, retry: bool, dry_run: bool = False,
-                           missing_ok: bool = False) -> dict[str, Any]:
+                          mutate: Callable[[dict[str, Any]], dict[str, Any]], *,
+                          expected_rv: int | None, retry: bool, dry_run: bool = False,
+                          missing_ok: bool = False) -> dict[str, Any]:
         """Read, ``mutate``, admit and write an object, again on a conflict when ``retry``."""
         key = self._key(kind, namespace, name)
         while True:
