@@ -7,6 +7,7 @@ from bench.cli import compare, fuzz, matrix, run
 from bench.cluster import cluster_put
 from bench.memory import memory
 from bench.port_sharing import port_sharing
+from bench.profile import profile
 from bench.snapshot_stall import snapshot_stall
 from bench.soak import soak
 from bench.throughput import throughput
@@ -28,6 +29,7 @@ main.add_command(soak)
 main.add_command(abuse)
 main.add_command(throughput)
 main.add_command(port_sharing)
+main.add_command(profile)
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """The layers contract in pyproject.toml ([tool.importlinter]) holds: no
-module imports from a layer above its own. The public API type-checks
+module imports from a layer above its own, and pysyncobj is raftkv.raft's
+alone, its private names raftkv.raft.engine's. The public API type-checks
 ([tool.mypy])."""
 
 from __future__ import annotations
@@ -27,3 +28,16 @@ def test_public_api_type_checks():
                             capture_output=True, text=True, timeout=280)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Success: no issues found" in result.stdout
+
+
+def test_pysyncobj_private_names_stay_in_the_engine_module():
+    package = os.path.join(REPO, "raftkv")
+    users = []
+    for folder, _, files in os.walk(package):
+        for name in files:
+            path = os.path.join(folder, name)
+            if name.endswith(".py") and path != os.path.join(package, "raft", "engine.py"):
+                with open(path, encoding="utf-8") as f:
+                    if "_SyncObj__" in f.read():
+                        users.append(os.path.relpath(path, REPO))
+    assert users == []
