@@ -197,6 +197,13 @@ class KVClient(abc.ABC):
         revoke, alarm) and return its response (the request's response type:
         a RangeRequest gives a RangeResponse, ...), raising typed errors."""
 
+    def submit(self, request: Any, done: Callable[[Any, BaseException | None], None]) -> bool:
+        """Start ``request`` without waiting for it, if this connection can:
+        then True, and ``done(response, None)`` or ``done(None, error)`` is
+        called once, from whichever thread finishes it. False: nothing was
+        started; ``execute`` it (it may block)."""
+        return False
+
     @abc.abstractmethod
     def lease_keep_alive(self, lease_id: int) -> int:
         """Renew a lease once; returns its TTL. Raises LeaseNotFound."""

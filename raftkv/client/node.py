@@ -37,7 +37,9 @@ from raftkv.mvcc.requests import (
     AlarmAction,
     AlarmRequest,
     AlarmType,
+    DeleteRangeRequest,
     LeaseGrantRequest,
+    PutRequest,
     RangeRequest,
     TxnRequest,
 )
@@ -48,6 +50,9 @@ from raftkv.raft.membership import MemberRecord, member_id
 from raftkv.raft.stats import RaftStatsSnapshot
 
 log = logging.getLogger(__name__)
+
+# the writes ``submit`` starts without a thread waiting for each
+_SUBMITTED = (PutRequest, DeleteRangeRequest, TxnRequest)
 
 
 class Node(KVClient):
@@ -193,6 +198,24 @@ class Node(KVClient):
         with member.lock:
             member.store.admit(request)  # reject bad input before it reaches the log
         return member.propose(request if checked_at is None else Authorized(request, checked_at))
+
+    def submit(self, request: Any, done: Callable[[Any, BaseException | None], None]) -> bool:
+        """Writes through the log start here and finish on the Raft thread;
+        reads (which wait for a read index) and anything unusual go to ``execute``."""
+        if self._closed.is_set():
+            return False
+        checked_at = request.auth_revision if isinstance(request, Authorized) else None
+        request = unwrapped(request)
+        member = self._member
+        if member.learner or not isinstance(request, _SUBMITTED) or (
+                isinstance(request, TxnRequest) and is_read_only(request)):
+            return False
+        with member.lock:
+            if member.store.over_quota(request):
+                return False  # the alarm goes through the log first: execute's path
+            member.store.admit(request)  # reject bad input before it reaches the log
+        member.propose_async(request if checked_at is None else Authorized(request, checked_at), done)
+        return True
 
     def _raise_no_space(self) -> None:
         """etcd's answer to a write that would take this member past its

@@ -256,6 +256,24 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
             raise ValueError("choose the lease id before proposing")
         return self._propose_raw(encode_request(request), COMMAND_TYPE, timeout)
 
+    def propose_async(self, request: object, done: Callable[[object, BaseException | None], None]) -> None:
+        """Replicate a request without waiting: ``done(response, None)`` or
+        ``done(None, error)`` is called on the Raft thread once it is applied
+        here or has failed. (The caller keeps its own deadline.)"""
+        data = encode_request(request)
+        self.stats.proposal_started()
+
+        def on_applied(result, error):
+            self.stats.proposal_ended(failed=error != FAIL_REASON.SUCCESS)
+            if error != FAIL_REASON.SUCCESS:
+                done(None, error_for_fail_reason(error))
+            elif isinstance(result, Exception):
+                done(None, result)
+            else:
+                done(result, None)
+
+        self._applyCommand(data, on_applied, COMMAND_TYPE)
+
     def _propose_raw(self, data: bytes, command_type: int, timeout: float | None) -> object:
         # a bare lock as the completion signal: cheaper than an Event per request
         done = threading.Lock()

@@ -38,6 +38,44 @@ class Blocking:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+class Completions:
+    """Results that other threads hand to coroutines on one event loop. The
+    Raft thread finishes many requests in one tick: the loop is woken once
+    for all of them, not once each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._ready: list[tuple[asyncio.Future, Any, BaseException | None]] = []
+
+    def future(self) -> tuple[asyncio.Future, Callable[[Any, BaseException | None], None]]:
+        """A future on the loop, and the ``done(result, error)`` any thread finishes it with."""
+        future = self._loop.create_future()
+
+        def done(result: Any, error: BaseException | None) -> None:
+            with self._lock:
+                first = not self._ready
+                self._ready.append((future, result, error))
+            if first:
+                try:
+                    self._loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is closed: nobody waits any more
+                    pass
+
+        return future, done
+
+    def _deliver(self) -> None:
+        with self._lock:
+            ready, self._ready = self._ready, []
+        for future, result, error in ready:
+            if future.done():
+                continue  # its caller stopped waiting
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+
 class LoopEvent:
     """A wake-up that any thread can give (``set``) and a coroutine on the
     loop waits for; waiting consumes it."""

@@ -29,6 +29,8 @@ class ServerContext:
     client_urls: list[str]
     peer_urls: list[str]
     bcrypt_cost: int = DEFAULT_BCRYPT_COST
+    # how long a write started without a waiting thread may take (a member's request timeout)
+    request_timeout: float = 5.0
 
     def header(self) -> ResponseHeader:
         return ResponseHeader(cluster_id=self.cluster_id, member_id=self.member_id, raft_term=self.kv.raft_term())

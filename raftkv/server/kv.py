@@ -1,35 +1,69 @@
-"""etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact."""
+"""etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact.
+
+Writes are coroutines: a write the member can start without blocking is
+handed to Raft, and its coroutine waits on the event loop, with no thread
+held, until the Raft thread has applied it (``aio.Completions``). Reads, and
+writes the member cannot start that way, run in a pool thread."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+import grpc
+
 from raftkv._proto.etcdserverpb import rpc_pb2_grpc
+from raftkv.errors import RaftKVError, RequestTimedOut
+from raftkv.server.aio import Blocking, Completions
 from raftkv.server.context import ServerContext, grpc_errors
 from raftkv.wire import request_from_pb, response_to_pb
 
+log = logging.getLogger(__name__)
+
 
 class KVService(rpc_pb2_grpc.KVServicer):
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, blocking: Blocking, completions: Completions) -> None:
         self._ctx = ctx
+        self._blocking = blocking
+        self._completions = completions
 
     def _run(self, request, context):
         response = self._ctx.kv_for(context).execute(request_from_pb(request))
         return response_to_pb(response, self._ctx.header())
 
+    async def _write(self, request, context, method: str):
+        try:
+            decoded = request_from_pb(request)
+            kv = self._ctx.kv_for(context)
+            future, done = self._completions.future()
+            if kv.submit(decoded, done):
+                try:
+                    response = await asyncio.wait_for(future, self._ctx.request_timeout)
+                except asyncio.TimeoutError:
+                    raise RequestTimedOut() from None
+            else:
+                response = await self._blocking(kv.execute, decoded)
+            return response_to_pb(response, self._ctx.header())
+        except RaftKVError as e:
+            await context.abort(grpc.StatusCode[e.grpc_code], str(e))
+        except (grpc.RpcError, asyncio.CancelledError):
+            raise
+        except Exception as e:  # never crash the member on a request
+            log.exception("request failed method=%s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, f"raftkv: internal error: {e}")
+
     @grpc_errors
     def Range(self, request, context):
         return self._run(request, context)
 
-    @grpc_errors
-    def Put(self, request, context):
-        return self._run(request, context)
+    async def Put(self, request, context):
+        return await self._write(request, context, "Put")
 
-    @grpc_errors
-    def DeleteRange(self, request, context):
-        return self._run(request, context)
+    async def DeleteRange(self, request, context):
+        return await self._write(request, context, "DeleteRange")
 
-    @grpc_errors
-    def Txn(self, request, context):
-        return self._run(request, context)
+    async def Txn(self, request, context):
+        return await self._write(request, context, "Txn")
 
     @grpc_errors
     def Compact(self, request, context):

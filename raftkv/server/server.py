@@ -12,7 +12,7 @@ from raftkv._proto.etcdserverpb import rpc_pb2_grpc
 from raftkv._proto.raftkvpb import store_pb2_grpc
 from raftkv._proto.v3electionpb import v3election_pb2_grpc
 from raftkv._proto.v3lockpb import v3lock_pb2_grpc
-from raftkv.server.aio import Blocking, GrpcServer
+from raftkv.server.aio import Blocking, Completions, GrpcServer
 from raftkv.server.auth import AuthService
 from raftkv.server.cluster import ClusterService
 from raftkv.server.context import ServerContext
@@ -43,9 +43,12 @@ def build_server(ctx: ServerContext, listen: list[str], max_request_bytes: int,
     blocking = Blocking(max_workers=64, name="raftkv-stream")
     # a waiting Lock, Campaign or Observe holds a thread of this pool, never one of gRPC's
     recipes = Blocking(max_workers=4096, name="raftkv-recipe")
+    # writes the member cannot start without blocking (a quota alarm, a read-only txn)
+    writes = Blocking(max_workers=max_workers, name="raftkv-write")
 
     def configure(server: grpc.aio.Server) -> None:
-        rpc_pb2_grpc.add_KVServicer_to_server(KVService(ctx), server)
+        rpc_pb2_grpc.add_KVServicer_to_server(
+            KVService(ctx, writes, Completions(asyncio.get_running_loop())), server)
         rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(ctx, blocking), server)
         rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(ctx, blocking, max_request_bytes), server)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(ctx, blocking), server)
