@@ -200,13 +200,17 @@ class Node(KVClient):
         return member.propose(request if checked_at is None else Authorized(request, checked_at))
 
     def submit(self, request: Any, done: Callable[[Any, BaseException | None], None]) -> bool:
-        """Writes through the log start here and finish on the Raft thread;
-        reads (which wait for a read index) and anything unusual go to ``execute``."""
+        """Writes through the log start here and finish on the Raft thread,
+        one-key reads once their read index is applied; ranges and anything
+        unusual go to ``execute``."""
         if self._closed.is_set():
             return False
         checked_at = request.auth_revision if isinstance(request, Authorized) else None
         request = unwrapped(request)
         member = self._member
+        if isinstance(request, RangeRequest) and not request.range_end and not member.learner:
+            self._submit_get(request, done)
+            return True
         if member.learner or not isinstance(request, _SUBMITTED) or (
                 isinstance(request, TxnRequest) and is_read_only(request)):
             return False
@@ -216,6 +220,26 @@ class Node(KVClient):
             member.store.admit(request)  # reject bad input before it reaches the log
         member.propose_async(request if checked_at is None else Authorized(request, checked_at), done)
         return True
+
+    def _submit_get(self, request: RangeRequest, done: Callable[[Any, BaseException | None], None]) -> None:
+        """A one-key read: cheap enough to answer on whichever thread may
+        serve it (the caller's, or the Raft thread once the read index is applied)."""
+        def read() -> None:
+            try:
+                with self._member.lock:
+                    reader = self._member.store.range_reader(request)
+                    while not reader.step():
+                        pass  # one key: one step
+                response = reader.finish()
+            except RaftKVError as e:
+                done(None, e)
+                return
+            done(response, None)
+
+        if request.serializable:
+            read()
+        else:
+            self._member.read_barrier_async(read)
 
     def _raise_no_space(self) -> None:
         """etcd's answer to a write that would take this member past its

@@ -5,11 +5,15 @@ leader for a read index and waits to apply up to it."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from raftkv.errors import RequestTimedOut
 from raftkv.raft.engine import Engine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -19,6 +23,16 @@ class ReadWaiter:
     done: threading.Event = field(default_factory=threading.Event)
     index: int | None = None
     error: Exception | None = None
+    # called on the Raft thread once the read may be served (read_barrier_async)
+    on_ready: Callable[[], None] | None = None
+
+    def ready(self) -> None:
+        self.done.set()
+        if self.on_ready is not None:
+            try:
+                self.on_ready()
+            except Exception:  # noqa: BLE001 - a reader's failure must not stop the Raft thread
+                log.exception("a read's continuation failed")
 
 
 @dataclass
@@ -50,6 +64,13 @@ class ReadIndex(Engine):
             raise RequestTimedOut()
         if waiter.error is not None:
             raise waiter.error
+
+    def read_barrier_async(self, on_ready: Callable[[], None]) -> None:
+        """``read_barrier`` without waiting: ``on_ready()`` runs on the Raft
+        thread once a read may be served (keep it short). The caller keeps its
+        own deadline."""
+        waiter = ReadWaiter(on_ready=on_ready)
+        self._submit(lambda: self._pending_reads.append(waiter))
 
     def _leader_ready(self) -> bool:
         # A new leader knows the commit index only once an entry of its own
@@ -93,7 +114,7 @@ class ReadIndex(Engine):
         still = []
         for waiter in self._applying:
             if waiter.index <= applied:
-                waiter.done.set()
+                waiter.ready()
             else:
                 still.append(waiter)
         self._applying = still

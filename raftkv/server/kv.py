@@ -1,9 +1,10 @@
 """etcdserverpb.KV: Range, Put, DeleteRange, Txn, Compact.
 
-Writes are coroutines: a write the member can start without blocking is
-handed to Raft, and its coroutine waits on the event loop, with no thread
-held, until the Raft thread has applied it (``aio.Completions``). Reads, and
-writes the member cannot start that way, run in a pool thread."""
+Requests are coroutines: what the member can start without blocking (a
+write, a one-key read) is handed to it, and the coroutine waits on the event
+loop, with no thread held, until the Raft thread has applied the write or
+the read's index (``aio.Completions``). Ranges, and writes the member cannot
+start that way, run in a pool thread."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class KVService(rpc_pb2_grpc.KVServicer):
         response = self._ctx.kv_for(context).execute(request_from_pb(request))
         return response_to_pb(response, self._ctx.header())
 
-    async def _write(self, request, context, method: str):
+    async def _submitted(self, request, context, method: str):
         try:
             decoded = request_from_pb(request)
             kv = self._ctx.kv_for(context)
@@ -52,18 +53,17 @@ class KVService(rpc_pb2_grpc.KVServicer):
             log.exception("request failed method=%s", method)
             await context.abort(grpc.StatusCode.INTERNAL, f"raftkv: internal error: {e}")
 
-    @grpc_errors
-    def Range(self, request, context):
-        return self._run(request, context)
+    async def Range(self, request, context):
+        return await self._submitted(request, context, "Range")
 
     async def Put(self, request, context):
-        return await self._write(request, context, "Put")
+        return await self._submitted(request, context, "Put")
 
     async def DeleteRange(self, request, context):
-        return await self._write(request, context, "DeleteRange")
+        return await self._submitted(request, context, "DeleteRange")
 
     async def Txn(self, request, context):
-        return await self._write(request, context, "Txn")
+        return await self._submitted(request, context, "Txn")
 
     @grpc_errors
     def Compact(self, request, context):

@@ -1,4 +1,5 @@
-"""Node.submit: writes start without a waiting thread and finish on the Raft thread."""
+"""Node.submit: writes and one-key reads start without a waiting thread and
+finish on the Raft thread; ranges are left to execute."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def submitted(kv, request):
     return started, outcome
 
 
-def test_writes_are_submitted_and_reads_are_not(tmp_path):
+def test_writes_and_one_key_reads_are_submitted_and_ranges_are_not(tmp_path):
     with raftkv.open(str(tmp_path / "n")) as kv:
         started, outcome = submitted(kv, ops.put("a", "1"))
         assert started and len(outcome) == 1
@@ -36,7 +37,12 @@ def test_writes_are_submitted_and_reads_are_not(tmp_path):
         assert thread != threading.current_thread().name
         started, outcome = submitted(kv, ops.txn([ops.value("a") == "1"], [ops.put("b", "2")], []))
         assert started and outcome[0][0].succeeded and kv.get("b").value == b"2"
-        assert submitted(kv, ops.get("a")) == (False, [])
+        for serializable in (False, True):
+            started, outcome = submitted(kv, ops.get("a", serializable=serializable))
+            assert started and outcome[0][1] is None and [kv.value for kv in outcome[0][0].kvs] == [b"1"]
+        started, outcome = submitted(kv, ops.get("a", revision=99))
+        assert started and outcome[0][0] is None and isinstance(outcome[0][1], RaftKVError)  # a future revision
+        assert submitted(kv, ops.get("a", prefix=True)) == (False, [])
         assert submitted(kv, ops.txn([], [ops.get("a")], [])) == (False, [])  # read-only: a read index
 
 
