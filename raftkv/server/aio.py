@@ -2,10 +2,13 @@
 
 Streams (Watch, LeaseKeepAlive, Snapshot, Observe) are coroutines on the
 loop: an open stream costs no thread, so no number of them can starve unary
-requests. Unary requests still run as plain functions in gRPC's thread
-pool (the member's API blocks while Raft commits). A coroutine that must
-call the member (which takes its lock, or waits on Raft) does so through
-``Blocking``, never on the loop itself.
+requests. The KV service's requests are coroutines too: a write or a
+one-key read the member can start without blocking waits on the loop, and
+the Raft thread hands results back through ``Completions``. The other unary
+requests run as plain functions in gRPC's thread pool (the member's API
+blocks while Raft commits). A coroutine that must call the member (which
+takes its lock, or waits on Raft) does so through ``Blocking``, never on
+the loop itself.
 """
 
 from __future__ import annotations

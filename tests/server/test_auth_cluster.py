@@ -80,16 +80,18 @@ def test_a_token_from_one_member_works_on_the_others(make_cluster):
 
 
 def test_an_unused_token_lapses(make_cluster):
-    cluster = make_cluster(1, extra_args=["--auth-token-ttl", "3"])
+    # uses 3.5 s apart on a 6 s time to live: a busy machine may delay each
+    # call by up to 2.5 s before the test stops meaning what it says
+    cluster = make_cluster(1, extra_args=["--auth-token-ttl", "6"])
     channel, auth, kv = stubs(cluster.members[0].endpoint)
     try:
         token = [("token", enable_auth(auth))]
         kv.Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), metadata=token, timeout=10)
-        time.sleep(2)
-        kv.Range(rpc_pb2.RangeRequest(key=b"k"), metadata=token, timeout=10)  # a use restarts its time
-        time.sleep(2)
-        kv.Range(rpc_pb2.RangeRequest(key=b"k"), metadata=token, timeout=10)  # 4 s after it was issued
         time.sleep(3.5)
+        kv.Range(rpc_pb2.RangeRequest(key=b"k"), metadata=token, timeout=10)  # a use restarts its time
+        time.sleep(3.5)
+        kv.Range(rpc_pb2.RangeRequest(key=b"k"), metadata=token, timeout=10)  # 7 s after it was issued
+        time.sleep(6.5)
         with pytest.raises(grpc.RpcError) as lapsed:
             kv.Range(rpc_pb2.RangeRequest(key=b"k"), metadata=token, timeout=10)
         assert lapsed.value.code() == grpc.StatusCode.UNAUTHENTICATED
