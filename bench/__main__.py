@@ -3,8 +3,10 @@
 import click
 
 from bench.abuse import abuse
+from bench.apiserver import apiserver
 from bench.cli import compare, fuzz, matrix, run
 from bench.cluster import cluster_put
+from bench.large import large
 from bench.memory import memory
 from bench.port_sharing import port_sharing
 from bench.profile import profile
@@ -30,6 +32,8 @@ main.add_command(abuse)
 main.add_command(throughput)
 main.add_command(port_sharing)
 main.add_command(profile)
+main.add_command(large)
+main.add_command(apiserver)
 
 if __name__ == "__main__":
     main()
