@@ -179,13 +179,35 @@ class KVStore:
         """Replace the state by a snapshot's; this member's watchers carry on
         from the revision they had reached."""
         reached = self._revision
-        self._index = KeyIndex()
+        self._load(state)
+        self.watchers.rewind(reached + 1)
+
+    def take_state_of(self, other: KVStore) -> None:
+        """Replace the state by ``other``'s (a store built apart, e.g. from a
+        snapshot off the Raft thread; ``other`` is not to be used again). Only
+        references move; this store's watchers carry on from the revision
+        they had reached."""
+        reached = self._revision
+        self._index, self._history = other._index, other._history
+        self._live_keys, self._versions_size = other._live_keys, other._versions_size
+        self.lessor, self.alarms = other.lessor, other.alarms
+        self.auth.restore(other.auth.snapshot())
+        self._size = other._size
+        self._revision, self._compact_revision = other._revision, other._compact_revision
+        self.watchers.rewind(reached + 1)
+
+    def _load(self, state: dict) -> None:
+        histories = []
         live = size = 0
         for key, versions in state["keys"]:
-            history = self._index.get_or_create(key)
+            history = KeyHistory(key)
             history.versions = list(versions)
+            histories.append(history)
             live += history.latest() is not None
             size += sum(map(version_cost, history.versions))
+        self._index = KeyIndex.of(histories)
+        if len(self._index) != len(histories):
+            raise ValueError("a key appears twice in the state")
         self._live_keys = live
         self._versions_size = size
         self._history = History()
@@ -200,7 +222,6 @@ class KVStore:
         self._size = self.size_in_use
         self._revision = state["revision"]
         self._compact_revision = state["compact_revision"]
-        self.watchers.rewind(reached + 1)
 
     def history_since(self, revision: int, complete: bool = False) -> Iterator[tuple[int, list[KeyValue]]]:
         return self._history.since(revision, complete)

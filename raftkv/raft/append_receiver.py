@@ -38,6 +38,11 @@ class AppendReceiver(Engine):
             if message is None:
                 return
         if kind == "append_entries" and message["term"] >= self.term:
+            if self.loading_snapshot:
+                # it hears its leader (no election), and answers once the
+                # snapshot it was sent is in place
+                self._follow(node, message)
+                return
             if "prevLogIdx" in message:
                 self._on_append_entries(node, message)
                 return

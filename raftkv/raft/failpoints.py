@@ -4,7 +4,9 @@
 
 kills this process with SIGKILL the N-th time (default: the first) it
 passes a named point, as a power cut or ``kill -9`` at exactly that moment
-would. Unset, a point costs one dict lookup. The points:
+would. ``name=sleep(MS)`` instead holds the thread that passes the point for
+MS milliseconds, every time (a slow disk or a large state, at that moment).
+Unset, a point costs one dict lookup. The points:
 
     journal-before-write       log entries about to be written
     journal-before-sync        written, not yet fsynced
@@ -14,7 +16,8 @@ would. Unset, a point costs one dict lookup. The points:
     snapshot-before-trim       renamed into place, the log not yet trimmed
     apply-before-response      a request applied, its response not yet given
     membership-change          a configuration change being applied
-    received-snapshot-before-install   a leader's snapshot received and checked, not installed
+    received-snapshot-loading          a leader's snapshot received, its state being loaded (off the tick)
+    received-snapshot-before-install   a leader's snapshot received and loaded, not installed
     received-snapshot-before-trim      installed, the log not yet restarted from it
 """
 
@@ -22,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
+import time
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +37,40 @@ POINTS = frozenset({
     "journal-before-write", "journal-before-sync", "journal-after-sync",
     "snapshot-mid-write", "snapshot-before-install", "snapshot-before-trim",
     "apply-before-response", "membership-change",
-    "received-snapshot-before-install", "received-snapshot-before-trim",
+    "received-snapshot-loading", "received-snapshot-before-install", "received-snapshot-before-trim",
 })
+_SLEEP = re.compile(r"sleep\((\d+)\)")
 
 
-def _parse(text: str) -> dict[str, int]:
+def parse_setting(text: str) -> tuple[dict[str, int], dict[str, float]]:
+    """The points that kill (name -> the pass that kills) and those that sleep (name -> seconds)."""
     armed: dict[str, int] = {}
+    sleeps: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, _, count = part.partition(":")
+        if "=" in part:
+            name, _, action = part.partition("=")
+            sleep = _SLEEP.fullmatch(action)
+            if sleep is None:
+                raise ValueError(f"{ENV}: unknown action {action!r} of {name!r} (known: sleep(MS))")
+            sleeps[name] = int(sleep.group(1)) / 1000
+        else:
+            name, _, count = part.partition(":")
+            armed[name] = int(count) if count else 1
         if name not in POINTS:
             raise ValueError(f"{ENV}: unknown failpoint {name!r} (known: {', '.join(sorted(POINTS))})")
-        armed[name] = int(count) if count else 1
-    return armed
+    return armed, sleeps
 
 
-_armed = _parse(os.environ.get(ENV, ""))
+_armed, _sleeps = parse_setting(os.environ.get(ENV, ""))
 
 
 def hit(name: str) -> None:
-    if not _armed:
+    if not (_armed or _sleeps):
         return
+    pause = _sleeps.get(name)
+    if pause is not None:
+        log.warning("failpoint reached, sleeping name=%s seconds=%.3f", name, pause)
+        time.sleep(pause)
     left = _armed.get(name)
     if left is None:
         return

@@ -452,5 +452,6 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
         self.destroy_synchronous()
         self._writer.abandon()
         self._close_received()
+        self._stop_loading()
         if not self.failed.is_set():
             self._sync_journal()

@@ -8,16 +8,20 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import threading
+import time
+from collections.abc import Callable
 
+from raftkv.mvcc.store import KVStore, StoreLimits
 from raftkv.raft import failpoints
 from raftkv.raft.engine import Engine
 from raftkv.raft.identity import DataDirError
 from raftkv.raft.journal import CorruptLog, DurableJournal
+from raftkv.raft.membership import MembershipTable
 from raftkv.raft.snapshot import (
     SnapshotError,
     SnapshotMeta,
     load_snapshot,
-    read_meta,
     state_records,
     write_snapshot,
 )
@@ -38,6 +42,7 @@ class Snapshotting(Engine):
         self._last_snapshot_at = self._clock()
         self._snapshot_retry_at = 0.0
         self._receiving: tuple[object, int] | None = None  # (leader, fd) of a snapshot being received
+        self._loading: _ReceivedLoad | None = None  # a received snapshot's state being built apart
 
     # ---- the data directory -----------------------------------------------------
 
@@ -145,11 +150,20 @@ class Snapshotting(Engine):
 
     # ---- the leader's snapshot, received -------------------------------------------
 
+    @property
+    def loading_snapshot(self) -> bool:
+        """Whether a received snapshot's state is being built (the member
+        follows its leader meanwhile, but does not answer its appends)."""
+        return self._loading is not None
+
     def _on_snapshot_chunk(self, node, chunk) -> None:
         """A piece of the leader's snapshot file (pysyncobj sends the file in
-        chunks). The whole file is checked before anything is replaced."""
-        if chunk is None:
-            return
+        chunks). Once it is whole, its state is built apart from the member's,
+        in a thread of its own (``_ReceivedLoad``): the tick goes on meanwhile,
+        so this member keeps hearing its leader and answering votes. Nothing
+        is replaced until the whole file has been read and checked."""
+        if chunk is None or self._loading is not None:
+            return  # while one loads, the leader waits for its answer
         data, first, last = chunk
         path = os.path.join(self.data_dir, _RECEIVED_SNAPSHOT)
         if first:
@@ -167,12 +181,23 @@ class Snapshotting(Engine):
             self._close_received()
             raise StorageFailure.of(e, path) from e
         self._close_received()
-        try:
-            meta = read_meta(path)
-            if self.identity.cluster_id and meta.cluster_id and meta.cluster_id != self.identity.cluster_id:
-                raise SnapshotError(path, 0, f"a snapshot of another cluster ({meta.cluster_id:x})")
-        except SnapshotError as e:
-            log.error("received snapshot refused leader=%s error=%s", getattr(node, "id", node), e)
+        self._loading = _ReceivedLoad(node, path, self.identity.cluster_id, self.config.limits,
+                                      lambda load: self._submit(lambda: self._install_received(load)))
+
+    def _install_received(self, load: _ReceivedLoad) -> None:
+        """On the tick, once the received snapshot's state is built: put it
+        in place of the member's."""
+        if self._loading is not load:
+            return  # the member closed meanwhile
+        self._loading = None
+        node, path, meta = load.node, load.path, load.meta
+        if load.error is not None or meta is None:
+            log.error("received snapshot refused leader=%s error=%s", getattr(node, "id", node), load.error)
+            self._discard(path)
+            return
+        if self.is_leader:
+            # elected while it loaded (its old leader gone): its own log stands
+            log.info("received snapshot dropped: this member leads now index=%d", meta.index)
             self._discard(path)
             return
         if meta.index <= self.applied_index:
@@ -187,7 +212,8 @@ class Snapshotting(Engine):
         self._discard(self._writer.path)
         self._writing = None
         with self.lock:
-            load_snapshot(path, self.store, self.membership)  # checked above: no error expected
+            self.store.take_state_of(load.store)
+            self.membership.restore(load.membership.snapshot())
         self._leases_restored()
         install_file(path, self._snapshot_path)
         failpoints.hit("received-snapshot-before-trim")
@@ -195,6 +221,9 @@ class Snapshotting(Engine):
         self._adopt_snapshot(meta)
         log.info("installed the leader's snapshot index=%d term=%d", meta.index, meta.term)
         self._send_next_index(node, meta.index + 1, success=True)
+
+    def _stop_loading(self) -> None:
+        self._loading = None
 
     def _close_received(self) -> None:
         if self._receiving is not None:
@@ -208,3 +237,36 @@ class Snapshotting(Engine):
                 os.remove(path)
             except FileNotFoundError:
                 pass
+
+
+class _ReceivedLoad:
+    """A received snapshot file read, checked and built into a store and a
+    membership table of its own, in a thread; ``done(self)`` is called from
+    that thread at the end, with ``error`` set if the file was refused."""
+
+    def __init__(self, node, path: str, cluster_id: int, limits: StoreLimits,
+                 done: Callable[[_ReceivedLoad], None]) -> None:
+        self.node, self.path = node, path
+        self.meta: SnapshotMeta | None = None
+        self.store = KVStore(limits)
+        self.membership = MembershipTable()
+        self.error: SnapshotError | None = None
+        self._cluster_id = cluster_id
+        self._done = done
+        threading.Thread(target=self._run, name="raftkv-snapshot-load", daemon=True).start()
+
+    def _run(self) -> None:
+        began = time.monotonic()
+        try:
+            failpoints.hit("received-snapshot-loading")
+            meta = load_snapshot(self.path, self.store, self.membership)
+            if self._cluster_id and meta.cluster_id and meta.cluster_id != self._cluster_id:
+                raise SnapshotError(self.path, 0, f"a snapshot of another cluster ({meta.cluster_id:x})")
+            self.meta = meta
+            log.info("received snapshot loaded index=%d keys=%d seconds=%.3f", meta.index, self.store.key_count,
+                     time.monotonic() - began)
+        except SnapshotError as e:
+            self.error = e
+        except OSError as e:
+            self.error = SnapshotError(self.path, 0, str(e))
+        self._done(self)

@@ -27,6 +27,7 @@ from raftkv.mvcc import (
     EventType,
     KeyValue,
     KVStore,
+    LeaseGrantRequest,
     PutRequest,
     TxnRequest,
     WatchResponse,
@@ -675,3 +676,24 @@ def test_a_watch_for_later_revisions_gets_none_earlier_when_the_state_is_replace
     follower.restore(leader.snapshot())
     got = drain(follower, w)
     assert [r.revision for r in got] == list(range(25, 32))
+
+
+def test_a_state_built_apart_and_taken_over_is_the_same_as_a_restore():
+    """take_state_of (a snapshot's state built off the Raft thread, then
+    taken over) leaves the store as restore would: the same data, sizes and
+    leases, and watchers resuming where they were."""
+    leader = KVStore()
+    leader.lease_grant(LeaseGrantRequest(id=7, ttl=60))
+    for i in range(30):
+        leader.put(PutRequest(key=b"k%d" % i, value=b"v" * i, lease=7 if i % 3 == 0 else 0))
+    restored, taken = KVStore(), KVStore()
+    for store in (restored, taken):
+        put(store, b"k0")
+    watches = [s.watchers.watch(b"k", b"l", start_revision=2) for s in (restored, taken)]
+    restored.restore(leader.snapshot())
+    built = KVStore()
+    built.restore(leader.snapshot())
+    taken.take_state_of(built)
+    assert taken.snapshot() == restored.snapshot() == leader.snapshot()
+    assert (taken.revision, taken.key_count, taken.size_in_use) == (leader.revision, 30, leader.size_in_use)
+    assert [r.revision for r in drain(taken, watches[1])] == [r.revision for r in drain(restored, watches[0])]

@@ -15,7 +15,7 @@ import pytest
 from fault_helpers import Writer, hash_kv, retry, wait_converged, wait_until
 from raftkv.client.remote import Client
 from raftkv.errors import PeerURLExists
-from raftkv.raft.failpoints import POINTS
+from raftkv.raft.failpoints import POINTS, parse_setting
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -78,7 +78,8 @@ def test_a_member_killed_at_a_point_of_its_own_loses_nothing(make_cluster, point
     check_everything_is_there(cluster, stop(writers))
 
 
-@pytest.mark.parametrize("point", ["received-snapshot-before-install", "received-snapshot-before-trim"])
+@pytest.mark.parametrize("point", ["received-snapshot-loading", "received-snapshot-before-install",
+                                   "received-snapshot-before-trim"])
 def test_a_member_killed_while_installing_a_snapshot_loses_nothing(make_cluster, point):
     cluster = make_cluster(3, extra_args=SNAPSHOTS)
     lagging = next(i for i in range(3) if i != cluster.leader_index())
@@ -93,6 +94,36 @@ def test_a_member_killed_while_installing_a_snapshot_loses_nothing(make_cluster,
     for w in writers:
         w.wait_for(w.count + 20)
     check_everything_is_there(cluster, stop(writers))
+
+
+def test_a_member_loading_a_snapshot_keeps_following_its_leader(make_cluster):
+    """The received snapshot's state is built off the tick: for the two
+    seconds the failpoint makes loading last (more than twice the election
+    timeout) the member hears its leader, so it starts no election."""
+    cluster = make_cluster(3, extra_args=SNAPSHOTS)
+    leader = cluster.leader_index()
+    lagging = next(i for i in range(3) if i != leader)
+    cluster.kill(lagging)
+    writers = writers_for(cluster)
+    for w in writers:
+        w.wait_for(150)  # several snapshots: the lagging member gets one
+    acked = stop(writers)
+    member = cluster.members[lagging]
+    member.extra_env["RAFTKV_FAILPOINTS"] = "received-snapshot-loading=sleep(2000)"
+    cluster.start_member(lagging)
+
+    def logged(text: str) -> bool:
+        return text in open(member.log_path, errors="replace").read()
+
+    with Client([cluster.members[leader].endpoint], timeout=5) as client:
+        wait_until(lambda: logged("sleeping name=received-snapshot-loading"), timeout=30,
+                   what=f"{member.name} loads the leader's snapshot")
+        before = client.status()
+        wait_until(lambda: logged("installed the leader's snapshot"), timeout=30,
+                   what=f"{member.name} installs the snapshot")
+        after = client.status()
+    assert (after.leader, after.raft_term) == (before.leader, before.raft_term)
+    check_everything_is_there(cluster, acked)
 
 
 def test_a_member_killed_during_a_membership_change_loses_nothing(make_cluster):
@@ -126,6 +157,15 @@ def test_a_member_killed_during_a_membership_change_loses_nothing(make_cluster):
 
 def test_every_point_is_tested():
     tested = {"journal-before-write", "journal-before-sync", "journal-after-sync", "apply-before-response",
-              "snapshot-mid-write", "snapshot-before-install", "snapshot-before-trim",
+              "snapshot-mid-write", "snapshot-before-install", "snapshot-before-trim", "received-snapshot-loading",
               "received-snapshot-before-install", "received-snapshot-before-trim", "membership-change"}
     assert tested == POINTS
+
+
+def test_the_setting_names_points_that_kill_and_points_that_sleep():
+    assert parse_setting("journal-after-sync=sleep(250), snapshot-mid-write:2, membership-change") == (
+        {"snapshot-mid-write": 2, "membership-change": 1}, {"journal-after-sync": 0.25})
+    with pytest.raises(ValueError, match="unknown failpoint 'no-such-point'"):
+        parse_setting("no-such-point=sleep(1)")
+    with pytest.raises(ValueError, match=r"unknown action 'panic' of 'journal-after-sync' \(known: sleep\(MS\)\)"):
+        parse_setting("journal-after-sync=panic")
