@@ -56,15 +56,17 @@ class RecordWriter:
         self._file.write(payload)
 
 
-def read_records(path: str, magic: bytes) -> Iterator[object]:
+def read_records(path: str, magic: bytes | tuple[bytes, ...]) -> Iterator[object]:
     """Every record of the file but the end record, in order. Raises
     RecordFileError (after yielding the good records before it) when the
-    file is damaged, cut short or not of this format."""
+    file is damaged, cut short or not of this format. ``magic`` may name
+    several formats (versions) of one length that the caller can read."""
+    magics = (magic,) if isinstance(magic, bytes) else magic
     with open(path, "rb", buffering=_BUFFER) as f:
         size = os.fstat(f.fileno()).st_size
-        if f.read(len(magic)) != magic:
+        if f.read(len(magics[0])) not in magics:
             raise RecordFileError(path, 0, "not a file of this format (wrong magic)")
-        offset = len(magic)
+        offset = len(magics[0])
         count = 0
         running = 0
         while True:

@@ -10,9 +10,10 @@ never runs code.
 
     ["meta", {index, term, entries, voters, cluster_id}]
     ["store", revision, compact_revision]
-    ["key", key, [[create, mod, version, value, lease], ...]]
-    ["rev", revision, [change, ...]]   a change is [key, mod] when it is a
-                                       version the keys above hold, else a whole KeyValue
+    ["keys", [[key, [[create, mod, version, value, lease], ...]], ...]]
+    ["revs", [[revision, [change, ...]], ...]]
+                        a change is [key, mod] when it is a version the
+                        keys above hold, else a whole KeyValue
     ["lease", id, ttl, [key, ...]]
     ["alarm", member_id, alarm_type]
     ["auth", {enabled, revision, users, roles}]
@@ -21,6 +22,8 @@ never runs code.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +33,11 @@ from raftkv.mvcc.types import KeyValue
 from raftkv.raft.membership import MembershipTable
 from raftkv.raft.record_file import RecordFileError, RecordWriter, read_records
 
-MAGIC = b"RAFTKV-SNAPSHOT-2\n"
+MAGIC = b"RAFTKV-SNAPSHOT-3\n"
+# version 2 kept a record per key ("key") and per revision ("rev"); its files are still read
+READABLE = (MAGIC, b"RAFTKV-SNAPSHOT-2\n")
+_BATCH_ITEMS = 512  # keys or revisions in one record, at most
+_BATCH_BYTES = 1 << 20  # and about this many bytes of values
 _WRITE_BUFFER = 1 << 20
 
 Entry = tuple[bytes, int, int]  # a log entry as pysyncobj keeps it: (command, index, term)
@@ -76,8 +83,17 @@ def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]
     """The replicated state as records (see the module's doc), streamed."""
     state = store.snapshot()
     yield ["store", state["revision"], state["compact_revision"]]
+    batch: list = []
+    size = 0
     for key, versions in state["keys"]:
-        yield ["key", key, [_kv_fields(kv) for kv in versions]]
+        batch.append([key, [_kv_fields(kv) for kv in versions]])
+        size += sum(len(kv.value) for kv in versions)
+        if len(batch) >= _BATCH_ITEMS or size >= _BATCH_BYTES:
+            yield ["keys", batch]
+            batch, size = [], 0
+    if batch:
+        yield ["keys", batch]
+    batch, size = [], 0
     for revision, changes in state["history"]:
         encoded = []
         for kv in changes:
@@ -85,7 +101,13 @@ def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]
                 encoded.append([kv.key, kv.mod_revision])
             else:
                 encoded.append([kv.key, *_kv_fields(kv)])
-        yield ["rev", revision, encoded]
+                size += len(kv.value)
+        batch.append([revision, encoded])
+        if len(batch) >= _BATCH_ITEMS or size >= _BATCH_BYTES:
+            yield ["revs", batch]
+            batch, size = [], 0
+    if batch:
+        yield ["revs", batch]
     for lease_id, ttl, keys in state["leases"]:
         yield ["lease", lease_id, ttl, list(keys)]
     for member_id, alarm in state["alarms"]:
@@ -113,7 +135,7 @@ class _Records:
     """The records of a file, read one at a time, with a look at the next one's kind."""
 
     def __init__(self, path: str) -> None:
-        self._it = read_records(path, MAGIC)
+        self._it = read_records(path, READABLE)
         self._next: object = None
         self._done = False
         self._advance()
@@ -129,9 +151,9 @@ class _Records:
         self._advance()
         return record
 
-    def run(self, kind: str) -> Iterator[list]:
-        """The consecutive records of one kind."""
-        while not self._done and isinstance(self._next, list) and self._next[:1] == [kind]:
+    def run(self, *kinds: str) -> Iterator[list]:
+        """The consecutive records of these kinds."""
+        while not self._done and isinstance(self._next, list) and self._next[:1] and self._next[0] in kinds:
             yield self.take()
 
     @property
@@ -158,12 +180,31 @@ def read_meta(path: str) -> SnapshotMeta:
     return meta
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Loading builds millions of objects that all live on: the cyclic
+    collector's passes over them would take about as long as the loading."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> SnapshotMeta:
     """Replace the state of ``store`` and ``membership`` with the snapshot's.
 
     The file is checked as it is read; on any error SnapshotError is raised
     and the state must be considered lost (callers check the file with
-    ``read_meta`` first when the state still matters)."""
+    ``read_meta`` first when the state still matters, or load into a new
+    store)."""
+    with _collector_paused():
+        return _load_snapshot(path, store, membership)
+
+
+def _load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> SnapshotMeta:
     try:
         records = _Records(path)
         meta = _read_meta(records, path)
@@ -171,12 +212,20 @@ def load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> Sna
         if not (isinstance(head, list) and len(head) == 3 and head[0] == "store"):
             raise SnapshotError(path, 0, "the store's record is missing")
 
+        def batched(*kinds: str) -> Iterator[list]:
+            for record in records.run(*kinds):
+                if record[0] in ("keys", "revs"):
+                    (_, batch) = record
+                    yield from batch
+                else:  # version 2: one a record
+                    yield record[1:]
+
         def keys() -> Iterator[tuple[bytes, list[KeyValue]]]:
-            for _, key, versions in records.run("key"):
+            for key, versions in batched("keys", "key"):
                 yield key, [KeyValue(key, c, m, v, value, lease) for c, m, v, value, lease in versions]
 
         def history() -> Iterator[tuple[int, list[KeyValue]]]:
-            for _, revision, changes in records.run("rev"):
+            for revision, changes in batched("revs", "rev"):
                 kvs = []
                 for change in changes:
                     if len(change) == 2:

@@ -22,8 +22,8 @@ from raftkv.mvcc import auth
 from raftkv.mvcc.store import KVStore
 from raftkv.raft import codec
 from raftkv.raft.membership import MembershipTable
-from raftkv.raft.record_file import RecordWriter
-from raftkv.raft.snapshot import MAGIC, SnapshotError, SnapshotMeta, load_snapshot, read_meta, state_records, write_snapshot
+from raftkv.raft.record_file import RecordWriter, read_records
+from raftkv.raft.snapshot import MAGIC, READABLE, SnapshotError, SnapshotMeta, load_snapshot, read_meta, state_records, write_snapshot
 
 ENTRIES = [(b"\x01", 41, 3), (b"\x10payload", 42, 3)]
 
@@ -75,6 +75,43 @@ def test_the_state_round_trips(written):
     # history and keys share their versions, as in a store that applied the log
     revision, changes = next(iter(restored.history_since(restored.revision)))
     assert restored.value_at(changes[0].key, revision) is changes[0]
+
+
+def test_a_large_state_is_written_in_batches_and_round_trips(tmp_path):
+    store = KVStore()
+    for i in range(1300):
+        store.apply(PutRequest(b"b%05d" % (i % 1200), b"x" * (i % 5000)))
+    path = str(tmp_path / "snapshot")
+    write_snapshot(path, SnapshotMeta(42, 3, ENTRIES), state_records(store, MembershipTable()))
+    kinds = [record[0] for record in read_records(path, MAGIC)]
+    assert kinds.count("keys") >= 3 and kinds.count("revs") >= 3  # 1,200 keys, 1,300 revisions
+    restored = KVStore()
+    load_snapshot(path, restored, MembershipTable())
+    assert restored.snapshot() == store.snapshot() and restored.key_count == 1200
+
+
+def test_a_file_of_version_2_is_still_read(tmp_path):
+    """Version 2 wrote a record per key ("key") and per revision ("rev")."""
+    store, members = busy_store(), membership()
+    path = str(tmp_path / "snapshot")
+    old_magic = READABLE[1]
+    assert old_magic == b"RAFTKV-SNAPSHOT-2\n"
+    with open(path, "wb") as f:
+        writer = RecordWriter(f, old_magic)
+        writer.write(SnapshotMeta(42, 3, ENTRIES).to_record())
+        for record in state_records(store, members):
+            if record[0] == "keys":
+                for key, versions in record[1]:
+                    writer.write(["key", key, versions])
+            elif record[0] == "revs":
+                for revision, changes in record[1]:
+                    writer.write(["rev", revision, changes])
+            else:
+                writer.write(record)
+        writer.finish()
+    restored, table = KVStore(), MembershipTable()
+    assert load_snapshot(path, restored, table).index == 42
+    assert restored.snapshot() == store.snapshot() and table.snapshot() == members.snapshot()
 
 
 def test_read_meta_checks_the_whole_file(written):
