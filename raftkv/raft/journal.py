@@ -210,6 +210,11 @@ class DurableJournal:
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def size_bytes(self) -> int:
+        """The log's size on disk, with what is still to be written."""
+        return self._end + len(self._pending)
+
     def close(self) -> None:
         """Write what is buffered and close the file."""
         try:

@@ -115,6 +115,10 @@ class MemberConfig:
     leader_fallback_timeout: float = 1.0
     snapshot_min_entries: int = 100_000
     snapshot_min_seconds: float = 3600.0
+    # a snapshot is also due once the log outgrows this or half the last
+    # snapshot, whichever is larger: a restart replays the log after the
+    # snapshot, and the log's entries are held in memory until then
+    snapshot_log_bytes: int = 64 << 20
     secret: str | None = None
     # TLS and an allowed CN for peers (the secret above is added to it)
     peer_security: PeerSecurity | None = None

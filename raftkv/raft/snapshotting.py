@@ -43,6 +43,7 @@ class Snapshotting(Engine):
         self._snapshot_retry_at = 0.0
         self._receiving: tuple[object, int] | None = None  # (leader, fd) of a snapshot being received
         self._loading: _ReceivedLoad | None = None  # a received snapshot's state being built apart
+        self._snapshot_bytes = self._size_of(self._snapshot_path)
 
     # ---- the data directory -----------------------------------------------------
 
@@ -117,6 +118,7 @@ class Snapshotting(Engine):
             return
         forced = self._take_compaction_request()
         due = (len(self._journal) > self.config.snapshot_min_entries
+               or self._journal.size_bytes > max(self.config.snapshot_log_bytes, self._snapshot_bytes // 2)
                or self._clock() - self._last_snapshot_at > self.config.snapshot_min_seconds)
         if not (due or forced):
             return
@@ -141,6 +143,7 @@ class Snapshotting(Engine):
         meta, self._writing = self._writing, None
         failpoints.hit("snapshot-before-install")
         install_file(self._writer.path, self._snapshot_path)
+        self._snapshot_bytes = self._size_of(self._snapshot_path)
         failpoints.hit("snapshot-before-trim")
         self._delete_entries_to(meta.index - 1)
         # a follower being sent the previous file starts again with this one
@@ -216,6 +219,7 @@ class Snapshotting(Engine):
             self.membership.restore(load.membership.snapshot())
         self._leases_restored()
         install_file(path, self._snapshot_path)
+        self._snapshot_bytes = self._size_of(self._snapshot_path)
         failpoints.hit("received-snapshot-before-trim")
         self._journal.restart_from(meta.entries)
         self._adopt_snapshot(meta)
@@ -229,6 +233,13 @@ class Snapshotting(Engine):
         if self._receiving is not None:
             os.close(self._receiving[1])
             self._receiving = None
+
+    @staticmethod
+    def _size_of(path: str) -> int:
+        try:
+            return os.path.getsize(path)
+        except FileNotFoundError:
+            return 0
 
     @staticmethod
     def _discard(path: str | None) -> None:
