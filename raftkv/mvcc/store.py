@@ -385,6 +385,7 @@ class KVStore:
         self.admit(request)
         current = self._revision
         return RangeReader(self, request, self._read_revision(request, current), current, step_keys)
+
     def _compared_kvs(self, compare: Compare) -> Iterator[KeyValue]:
         for history in self._index.range(compare.key, compare.range_end):
             kv = history.latest()

@@ -29,21 +29,23 @@ class KVService(rpc_pb2_grpc.KVServicer):
         self._completions = completions
 
     def _run(self, request, context):
-        response = self._ctx.kv_for(context).execute(request_from_pb(request))
-        return response_to_pb(response, self._ctx.header())
+        return self._executed(self._ctx.kv_for(context), request_from_pb(request))
+
+    def _executed(self, kv, request):
+        return response_to_pb(kv.execute(request), self._ctx.header())
 
     async def _submitted(self, request, context, method: str):
         try:
             decoded = request_from_pb(request)
             kv = self._ctx.kv_for(context)
             future, done = self._completions.future()
-            if kv.submit(decoded, done):
-                try:
-                    response = await asyncio.wait_for(future, self._ctx.request_timeout)
-                except asyncio.TimeoutError:
-                    raise RequestTimedOut() from None
-            else:
-                response = await self._blocking(kv.execute, decoded)
+            if not kv.submit(decoded, done):
+                # a range may be large: it is converted in the pool thread too, not on the loop
+                return await self._blocking(self._executed, kv, decoded)
+            try:
+                response = await asyncio.wait_for(future, self._ctx.request_timeout)
+            except asyncio.TimeoutError:
+                raise RequestTimedOut() from None
             return response_to_pb(response, self._ctx.header())
         except RaftKVError as e:
             await context.abort(grpc.StatusCode[e.grpc_code], str(e))
