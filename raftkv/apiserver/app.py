@@ -2,7 +2,9 @@
 
 The object store is synchronous (it makes etcd requests), so every call
 runs in a thread pool; a watch is a chunked stream of JSON events fed from
-its own thread.
+a thread of its own (``_EventPump``), never from the pool: as kube-apiserver
+leaves long-running requests out of its in-flight limits, no number of open
+watches can hold up the other requests or each other.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import datetime
 import json
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -229,20 +232,76 @@ class ApiServer:
         await reply.prepare(request)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + float(query.get("timeoutSeconds") or 1800)
+        pump = _EventPump(watch, loop)
         try:
-            while loop.time() < deadline:
+            while True:
                 try:
-                    event = await self._call(watch.next, WATCH_POLL_SECONDS)
-                except ObjectError as e:
-                    await reply.write(json.dumps({"type": "ERROR", "object": e.status()}).encode() + b"\n")
+                    item = await asyncio.wait_for(pump.get(), max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
                     break
-                if event is None:
-                    if watch.ended:
-                        break
-                    continue
-                await reply.write(json.dumps({"type": event.type, "object": event.object},
+                if item is None:
+                    break
+                if isinstance(item, ObjectError):
+                    await reply.write(json.dumps({"type": "ERROR", "object": item.status()}).encode() + b"\n")
+                    break
+                await reply.write(json.dumps({"type": item.type, "object": item.object},
                                              separators=(",", ":")).encode() + b"\n")
         finally:
+            pump.stop()
             await self._call(watch.stop)
         await reply.write_eof()
         return reply
+
+
+class _EventPump:
+    """A watch's events, taken by a thread of its own and handed to the
+    event loop; ``get()`` gives the next one, an ObjectError that ended the
+    watch, or None at its end. At most ``_PUMP_AHEAD`` events wait for a
+    slow reader: then the thread waits too."""
+
+    _PUMP_AHEAD = 1000
+
+    def __init__(self, watch, loop: asyncio.AbstractEventLoop) -> None:
+        self._watch = watch
+        self._loop = loop
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._room = threading.Semaphore(self._PUMP_AHEAD)
+        self._stopped = threading.Event()
+        threading.Thread(target=self._run, name="raftkv-apiserver-watch", daemon=True).start()
+
+    async def get(self) -> Any:
+        item = await self._queue.get()
+        self._room.release()
+        return item
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._room.release()  # a pump waiting for room sees the stop
+
+    def _hand_over(self, item: Any) -> bool:
+        while not self._room.acquire(timeout=WATCH_POLL_SECONDS):
+            if self._stopped.is_set():
+                return False
+        if self._stopped.is_set():
+            return False
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    def _run(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                event = self._watch.next(WATCH_POLL_SECONDS)
+                if event is not None:
+                    if not self._hand_over(event):
+                        return
+                elif self._watch.ended:
+                    break
+        except ObjectError as e:
+            self._hand_over(e)
+            return
+        except Exception:  # noqa: BLE001 - a broken watch ends its stream, not the server
+            log.exception("a watch's event pump failed")
+        self._hand_over(None)
