@@ -298,7 +298,8 @@ def measure(pods: int, watchers: int, updates: int, page: int = 500) -> Apiserve
 def table(r: ApiserverResult) -> str:
     lines = ["| figure | REST (raftkv apiserver) | object layer |", "|---|---:|---:|",
              f"| LIST {r.pods} pods, ms | {r.list_rest.all_ms} | {r.list_objects.all_ms} |",
-             f"| LIST with labelSelector app=web (half), ms | {r.list_rest.selected_ms} | {r.list_objects.selected_ms} |",
+             f"| LIST with labelSelector app=web (half), ms | {r.list_rest.selected_ms} "
+             f"| {r.list_objects.selected_ms} |",
              f"| LIST in pages, every page, ms | {r.list_rest.paged_ms} | {r.list_objects.paged_ms} |"]
     for label, w, o in (("delivered", r.watch_rest.delivered, r.watch_objects.delivered),
                         ("delay p50, ms", r.watch_rest.p50_ms, r.watch_objects.p50_ms),

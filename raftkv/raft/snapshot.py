@@ -79,35 +79,40 @@ def _kv_fields(kv: KeyValue) -> list:
     return [kv.create_revision, kv.mod_revision, kv.version, kv.value, kv.lease]
 
 
+def _in_batches(kind: str, items: Iterator[tuple[list, int]]) -> Iterator[list]:
+    """Records of ``kind``, each holding up to ``_BATCH_ITEMS`` of the
+    (item, bytes) given, or about ``_BATCH_BYTES``."""
+    batch: list = []
+    size = 0
+    for item, item_size in items:
+        batch.append(item)
+        size += item_size
+        if len(batch) >= _BATCH_ITEMS or size >= _BATCH_BYTES:
+            yield [kind, batch]
+            batch, size = [], 0
+    if batch:
+        yield [kind, batch]
+
+
 def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]:
     """The replicated state as records (see the module's doc), streamed."""
     state = store.snapshot()
     yield ["store", state["revision"], state["compact_revision"]]
-    batch: list = []
-    size = 0
-    for key, versions in state["keys"]:
-        batch.append([key, [_kv_fields(kv) for kv in versions]])
-        size += sum(len(kv.value) for kv in versions)
-        if len(batch) >= _BATCH_ITEMS or size >= _BATCH_BYTES:
-            yield ["keys", batch]
-            batch, size = [], 0
-    if batch:
-        yield ["keys", batch]
-    batch, size = [], 0
-    for revision, changes in state["history"]:
-        encoded = []
-        for kv in changes:
-            if not kv.is_tombstone and store.value_at(kv.key, kv.mod_revision) is kv:
-                encoded.append([kv.key, kv.mod_revision])
-            else:
-                encoded.append([kv.key, *_kv_fields(kv)])
-                size += len(kv.value)
-        batch.append([revision, encoded])
-        if len(batch) >= _BATCH_ITEMS or size >= _BATCH_BYTES:
-            yield ["revs", batch]
-            batch, size = [], 0
-    if batch:
-        yield ["revs", batch]
+    yield from _in_batches("keys", (([key, [_kv_fields(kv) for kv in versions]], sum(len(kv.value) for kv in versions))
+                                    for key, versions in state["keys"]))
+
+    def revisions() -> Iterator[tuple[list, int]]:
+        for revision, changes in state["history"]:
+            encoded, size = [], 0
+            for kv in changes:
+                if not kv.is_tombstone and store.value_at(kv.key, kv.mod_revision) is kv:
+                    encoded.append([kv.key, kv.mod_revision])
+                else:
+                    encoded.append([kv.key, *_kv_fields(kv)])
+                    size += len(kv.value)
+            yield [revision, encoded], size
+
+    yield from _in_batches("revs", revisions())
     for lease_id, ttl, keys in state["leases"]:
         yield ["lease", lease_id, ttl, list(keys)]
     for member_id, alarm in state["alarms"]:

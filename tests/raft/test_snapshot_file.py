@@ -23,7 +23,16 @@ from raftkv.mvcc.store import KVStore
 from raftkv.raft import codec
 from raftkv.raft.membership import MembershipTable
 from raftkv.raft.record_file import RecordWriter, read_records
-from raftkv.raft.snapshot import MAGIC, READABLE, SnapshotError, SnapshotMeta, load_snapshot, read_meta, state_records, write_snapshot
+from raftkv.raft.snapshot import (
+    MAGIC,
+    READABLE,
+    SnapshotError,
+    SnapshotMeta,
+    load_snapshot,
+    read_meta,
+    state_records,
+    write_snapshot,
+)
 
 ENTRIES = [(b"\x01", 41, 3), (b"\x10payload", 42, 3)]
 
