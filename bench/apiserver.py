@@ -24,10 +24,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -40,6 +38,7 @@ from bench.scenario import ms, pct
 
 NAMESPACE = "bench"
 UPDATE_EVERY = 0.02
+ARRIVAL_WAIT = 10.0  # after the last update, for events still on their way
 
 
 def pod(i: int) -> dict:
@@ -152,7 +151,9 @@ async def _watch_rest(url: str, resource_version: str, watchers: int, store, upd
         tasks = [asyncio.create_task(watcher(n, http)) for n in range(watchers)]
         await asyncio.wait_for(all_ready.wait(), 60)
         written = await asyncio.get_running_loop().run_in_executor(None, _write_updates, store, updates, "rest")
-        await asyncio.sleep(2.0)  # the last events' time to arrive
+        deadline = time.monotonic() + ARRIVAL_WAIT
+        while not _all_arrived(written, arrivals) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -198,7 +199,9 @@ def _watch_objects(store, resource_version: str, watchers: int, updates: int) ->
         t.start()
     try:
         written = _write_updates(store, updates, "objects")
-        time.sleep(2.0)
+        deadline = time.monotonic() + ARRIVAL_WAIT
+        while not _all_arrived(written, arrivals) and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         stop.set()
         for t in threads:
@@ -222,6 +225,10 @@ def _write_updates(store, updates: int, round_name: str) -> dict[str, float]:
         written[patched["metadata"]["resourceVersion"]] = time.monotonic()
         time.sleep(max(0.0, UPDATE_EVERY - (time.monotonic() - began)))
     return written
+
+
+def _all_arrived(written: dict[str, float], arrivals: list[dict[str, float]]) -> bool:
+    return all(rv in seen for seen in arrivals for rv in written)
 
 
 def _delays(written: dict[str, float], arrivals: list[dict[str, float]]) -> WatchFigures:
@@ -248,51 +255,39 @@ def _wait_healthy(url: str, process: subprocess.Popen, log_path: str, timeout: f
 
 
 def measure(pods: int, watchers: int, updates: int, page: int = 500) -> ApiserverResult:
-    from bench.harness import _reaping, make_cluster
+    from bench.harness import started_cluster
     from raftkv import Client
     from raftkv.addresses import free_ports
     from raftkv.objects import ObjectStore
 
-    tmp = tempfile.mkdtemp(prefix="bench-apiserver-")
-    reaped: dict = {}
-    try:
-        cluster = make_cluster("raftkv", 1, tmp)
-        with _reaping(tmp, reaped), cluster:
-            cluster.start(timeout=60)
-            cluster.leader_index(timeout=30)
-            (port,) = free_ports(1)
-            url = f"http://127.0.0.1:{port}"
-            log_path = os.path.join(tmp, "apiserver.log")
-            with open(log_path, "w") as log_file:
-                apiserver = subprocess.Popen(
-                    [sys.executable, "-m", "raftkv", "apiserver", "--etcd-servers", f"http://{cluster.endpoints[0]}",
-                     "--bind-address", "127.0.0.1", "--secure-port", str(port)],
-                    stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-            try:
-                _wait_healthy(url, apiserver, log_path)
-                with Client(cluster.endpoints, timeout=30) as client:
-                    store = ObjectStore(client)
-                    store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-                    began = time.monotonic()
-                    with ThreadPoolExecutor(16) as pool:
-                        list(pool.map(lambda i: store.create(pod(i)), range(pods)))
-                    create_per_s = round(pods / (time.monotonic() - began), 1)
-                    list_rest = asyncio.run(_list_rest(url, page, pods))
-                    list_objects = _list_objects(store, page, pods)
-                    rv = store.list("pods", NAMESPACE, limit=1).resource_version
-                    watch_rest = asyncio.run(_watch_rest(url, rv, watchers, store, updates))
-                    rv = store.list("pods", NAMESPACE, limit=1).resource_version
-                    watch_objects = _watch_objects(store, rv, watchers, updates)
-            finally:
-                apiserver.terminate()
-                try:
-                    apiserver.wait(10)
-                except subprocess.TimeoutExpired:
-                    apiserver.kill()
-                    apiserver.wait(10)
-        return ApiserverResult(pods, create_per_s, list_rest, list_objects, watch_rest, watch_objects)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with started_cluster("raftkv", 1, "apiserver") as cluster:
+        (port,) = free_ports(1)
+        url = f"http://127.0.0.1:{port}"
+        log_path = os.path.join(cluster.base_dir, "apiserver.log")
+        with open(log_path, "w") as log_file:
+            apiserver = subprocess.Popen(
+                [sys.executable, "-m", "raftkv", "apiserver", "--etcd-servers", f"http://{cluster.endpoints[0]}",
+                 "--bind-address", "127.0.0.1", "--secure-port", str(port)],
+                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_healthy(url, apiserver, log_path)
+            with Client(cluster.endpoints, timeout=30) as client:
+                store = ObjectStore(client)
+                store.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+                began = time.monotonic()
+                with ThreadPoolExecutor(16) as pool:
+                    list(pool.map(lambda i: store.create(pod(i)), range(pods)))
+                create_per_s = round(pods / (time.monotonic() - began), 1)
+                list_rest = asyncio.run(_list_rest(url, page, pods))
+                list_objects = _list_objects(store, page, pods)
+                rv = store.list("pods", NAMESPACE, limit=1).resource_version
+                watch_rest = asyncio.run(_watch_rest(url, rv, watchers, store, updates))
+                rv = store.list("pods", NAMESPACE, limit=1).resource_version
+                watch_objects = _watch_objects(store, rv, watchers, updates)
+        finally:
+            apiserver.kill()
+            apiserver.wait(10)
+    return ApiserverResult(pods, create_per_s, list_rest, list_objects, watch_rest, watch_objects)
 
 
 def table(r: ApiserverResult) -> str:

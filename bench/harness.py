@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -53,7 +54,7 @@ from bench.slow_disk import strace_wrapper
 from bench.watchers import start_watchers
 
 __all__ = ["FAULTS", "WORKLOADS", "Scenario", "run_scenario", "unavailability", "make_cluster", "setup_cluster",
-           "drive", "analyse", "Collected"]
+           "drive", "analyse", "Collected", "started_cluster"]
 
 
 def make_cluster(system: str, nodes: int, base_dir: str, wrapper: list[str] | None = None,
@@ -81,6 +82,22 @@ def _reaping(base_dir: str, result: dict):
         yield
     finally:
         result["leftover_processes_killed"] = len(kill_leftovers(base_dir))
+
+
+@contextlib.contextmanager
+def started_cluster(system: str, nodes: int, label: str):
+    """A fresh ``nodes``-member cluster of ``system`` in a temporary folder,
+    started and with a leader; afterwards every process of it and the
+    folder are gone."""
+    tmp = tempfile.mkdtemp(prefix=f"bench-{label}-{system}-")
+    try:
+        cluster = make_cluster(system, nodes, tmp)
+        with _reaping(tmp, {}), cluster:
+            cluster.start(timeout=60)
+            cluster.leader_index(timeout=30)
+            yield cluster
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ---- the whole run -------------------------------------------------------------

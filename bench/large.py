@@ -29,8 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -117,6 +115,11 @@ class Prober:
         return sorted(lat for began, lat in list(self.samples) if began <= end and began + lat >= start)
 
     def phase(self, start: float, end: float, **detail) -> Phase:
+        """The puts during [start, end]: once one that began after ``end``
+        has finished, every put that overlapped the phase is recorded."""
+        deadline = time.monotonic() + 30
+        while not any(began > end for began, _ in self.samples[-3:]) and time.monotonic() < deadline:
+            time.sleep(PROBE_EVERY)
         latencies = self.between(start, end)
         failed = sum(1 for began in list(self.failed) if start <= began <= end)
         return Phase(seconds=round(end - start, 3), worst_put_ms=ms(latencies[-1]) if latencies else None,
@@ -243,66 +246,57 @@ class _Runner:
 
 
 def measure(system: str, nodes: int, keys: int, value_size: int) -> LargeResult:
-    from bench.harness import _reaping, make_cluster
+    from bench.harness import started_cluster
     from bench.membership import replace_follower
 
-    tmp = tempfile.mkdtemp(prefix=f"bench-large-{system}-")
-    reaped: dict = {}
     phases: dict[str, Phase] = {}
-    try:
-        cluster = make_cluster(system, nodes, tmp)
-        with _reaping(tmp, reaped), cluster:
-            cluster.start(timeout=60)
-            leader = cluster.leader_index(timeout=30)
-            leader_endpoint = cluster.members[leader].endpoint
-            rss_before = [rss_bytes(m.process.pid) for m in cluster.members]
-            with Prober(leader_endpoint) as prober:
-                time.sleep(2.0)
-                idle = prober.between(0.0, time.monotonic())
-
-                start = time.monotonic()
-                took = asyncio.run(load(cluster.endpoints, keys, value_size))
-                phases["load"] = prober.phase(start, time.monotonic())
-                rss_after = [rss_bytes(m.process.pid) for m in cluster.members]
-                count, revision = count_keys(leader_endpoint)
-                if count != keys:
-                    raise RuntimeError(f"{count} keys after the load, not {keys}")
-
-                start = time.monotonic()
-                snapshot_size, _ = snapshot(leader_endpoint)
-                phases["snapshot"] = prober.phase(start, time.monotonic(), bytes=snapshot_size)
-
-                start = time.monotonic()
-                took_ranges = ranges(leader_endpoint, keys)
-                phases["range"] = prober.phase(start, time.monotonic(), each_ms=[ms(t) for t in took_ranges],
-                                               keys=min(keys, RANGE_KEYS))
-
-                start = time.monotonic()
-                compact(leader_endpoint, revision)
-                phases["compaction"] = prober.phase(start, time.monotonic(), revision=revision)
-
-                if nodes >= 3:
-                    event: dict = {}
-                    start = time.monotonic()
-                    replace_follower(_Runner(cluster), leader, event)
-                    phases["catch_up"] = prober.phase(start, time.monotonic(),
-                                                      caught_up_s=event.get("caught_up_s"))
+    with started_cluster(system, nodes, "large") as cluster:
+        leader = cluster.leader_index(timeout=30)
+        leader_endpoint = cluster.members[leader].endpoint
+        rss_before = [rss_bytes(m.process.pid) for m in cluster.members]
+        with Prober(leader_endpoint) as prober:
+            time.sleep(2.0)
+            idle = prober.between(0.0, time.monotonic())
 
             start = time.monotonic()
-            for i in range(len(cluster.members)):
-                cluster.kill(i)
-            killed = time.monotonic()
-            for i in range(len(cluster.members)):
-                cluster.start_member(i)
-            wait_serving(cluster.members[0].endpoint, keys, deadline=killed + 300)
-            phases["restart"] = Phase(seconds=round(time.monotonic() - killed, 3))
-            return LargeResult(
-                system=system, nodes=nodes, keys=keys, value_size=value_size,
-                idle_put_p99_ms=ms(pct(idle, 0.99)), load_keys_per_s=round(keys / took),
-                rss_bytes_per_key=round(sum(a - b for a, b in zip(rss_after, rss_before)) / len(rss_after) / keys, 1),
-                snapshot_bytes=snapshot_size, phases=phases)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            took = asyncio.run(load(cluster.endpoints, keys, value_size))
+            phases["load"] = prober.phase(start, time.monotonic())
+            rss_after = [rss_bytes(m.process.pid) for m in cluster.members]
+            count, revision = count_keys(leader_endpoint)
+            if count != keys:
+                raise RuntimeError(f"{count} keys after the load, not {keys}")
+
+            start = time.monotonic()
+            snapshot_size, _ = snapshot(leader_endpoint)
+            phases["snapshot"] = prober.phase(start, time.monotonic(), bytes=snapshot_size)
+
+            start = time.monotonic()
+            took_ranges = ranges(leader_endpoint, keys)
+            phases["range"] = prober.phase(start, time.monotonic(), each_ms=[ms(t) for t in took_ranges],
+                                           keys=min(keys, RANGE_KEYS))
+
+            start = time.monotonic()
+            compact(leader_endpoint, revision)
+            phases["compaction"] = prober.phase(start, time.monotonic(), revision=revision)
+
+            if nodes >= 3:
+                event: dict = {}
+                start = time.monotonic()
+                replace_follower(_Runner(cluster), leader, event)
+                phases["catch_up"] = prober.phase(start, time.monotonic(), caught_up_s=event.get("caught_up_s"))
+
+        for i in range(len(cluster.members)):
+            cluster.kill(i)
+        killed = time.monotonic()
+        for i in range(len(cluster.members)):
+            cluster.start_member(i)
+        wait_serving(cluster.members[0].endpoint, keys, deadline=killed + 300)
+        phases["restart"] = Phase(seconds=round(time.monotonic() - killed, 3))
+        return LargeResult(
+            system=system, nodes=nodes, keys=keys, value_size=value_size,
+            idle_put_p99_ms=ms(pct(idle, 0.99)), load_keys_per_s=round(keys / took),
+            rss_bytes_per_key=round(sum(a - b for a, b in zip(rss_after, rss_before)) / len(rss_after) / keys, 1),
+            snapshot_bytes=snapshot_size, phases=phases)
 
 
 def table(results: list[LargeResult]) -> str:

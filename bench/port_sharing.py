@@ -22,9 +22,7 @@ import asyncio
 import json
 import multiprocessing
 import os
-import shutil
 import socket
-import tempfile
 from dataclasses import asdict
 
 import click
@@ -74,17 +72,12 @@ def _host_port(endpoint: str) -> tuple[str, int]:
 
 
 def measure(nodes: int, clients: int, seconds: float, warmup: float, rounds: int) -> dict:
-    from bench.harness import _reaping, make_cluster
+    from bench.harness import started_cluster
     from bench.throughput import _drive
 
-    tmp = tempfile.mkdtemp(prefix="bench-port-sharing-")
-    reaped: dict = {}
     fronts: list[multiprocessing.Process] = []
     try:
-        cluster = make_cluster("raftkv", nodes, tmp)
-        with _reaping(tmp, reaped), cluster:
-            cluster.start(timeout=60)
-            cluster.leader_index(timeout=30)
+        with started_cluster("raftkv", nodes, "port-sharing") as cluster:
             front_endpoints = []
             spawn = multiprocessing.get_context("spawn")
             for endpoint in cluster.endpoints:
@@ -105,7 +98,6 @@ def measure(nodes: int, clients: int, seconds: float, warmup: float, rounds: int
         for process in fronts:
             process.kill()
             process.join(5)
-        shutil.rmtree(tmp, ignore_errors=True)
 
     def rate(path: str, op: str) -> float:
         chosen = [p for p in phases if p["system"] == path and p["op"] == op]

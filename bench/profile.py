@@ -23,7 +23,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -88,49 +87,43 @@ def _record(pid: int, seconds: float, path: str, gil: bool) -> None:
 
 
 def measure(op: str, clients: int, seconds: float, warmup: float, out: str | None) -> dict:
-    from bench.harness import _reaping, make_cluster
+    from bench.harness import started_cluster
     from bench.throughput import _drive
 
-    tmp = tempfile.mkdtemp(prefix="bench-profile-")
-    reaped: dict = {}
-    try:
-        cluster = make_cluster("raftkv", 3, tmp)
-        with _reaping(tmp, reaped), cluster:
-            cluster.start(timeout=60)
-            leader = cluster.leader_index(timeout=30)
-            pid = cluster.members[leader].process.pid
-            loaded: dict = {}
+    with started_cluster("raftkv", 3, "profile") as cluster:
+        tmp = cluster.base_dir
+        leader = cluster.leader_index(timeout=30)
+        pid = cluster.members[leader].process.pid
+        loaded: dict = {}
 
-            def load() -> None:
-                ops = ("put",) if op == "put" else ("put", "get")
-                phases = asyncio.run(_drive(cluster.endpoints, "raftkv", [clients], 2 * seconds + 5, warmup,
-                                            1000, 256, 10.0))
-                loaded.update({r.op: r for r in phases if r.op in ops})
+        def load() -> None:
+            ops = ("put",) if op == "put" else ("put", "get")
+            phases = asyncio.run(_drive(cluster.endpoints, "raftkv", [clients], 2 * seconds + 5, warmup,
+                                        1000, 256, 10.0))
+            loaded.update({r.op: r for r in phases if r.op in ops})
 
-            thread = threading.Thread(target=load, daemon=True)
-            thread.start()
-            # the put phase starts at once; a get phase follows the put phase's 2*seconds+5
-            time.sleep(warmup + (0 if op == "put" else 2 * seconds + 5 + warmup))
-            folded = os.path.join(tmp, "all.txt")
-            gil = os.path.join(tmp, "gil.txt")
-            _record(pid, seconds, folded, gil=False)
-            _record(pid, seconds / 2, gil, gil=True)
-            thread.join(timeout=6 * seconds + 60)
-            with open(folded) as f:
-                text = f.read()
-            with open(gil) as f:
-                gil_samples = summarize(f.read())["samples"]
-            result = {"benchmark": "profile", "op": op, "clients": clients, "seconds": seconds,
-                      "ops_per_s": loaded[op].ops_per_s if op in loaded else None,
-                      "gil_share": round(gil_samples / (seconds / 2 * 100), 3), **summarize(text)}
-            if out:
-                os.makedirs(out, exist_ok=True)
-                shutil.copy(folded, os.path.join(out, f"profile-{op}-c{clients}.txt"))
-                with open(os.path.join(out, f"profile-{op}-c{clients}.json"), "w") as f:
-                    json.dump(result, f, indent=1)
-            return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        thread = threading.Thread(target=load, daemon=True)
+        thread.start()
+        # the put phase starts at once; a get phase follows the put phase's 2*seconds+5
+        time.sleep(warmup + (0 if op == "put" else 2 * seconds + 5 + warmup))
+        folded = os.path.join(tmp, "all.txt")
+        gil = os.path.join(tmp, "gil.txt")
+        _record(pid, seconds, folded, gil=False)
+        _record(pid, seconds / 2, gil, gil=True)
+        thread.join(timeout=6 * seconds + 60)
+        with open(folded) as f:
+            text = f.read()
+        with open(gil) as f:
+            gil_samples = summarize(f.read())["samples"]
+        result = {"benchmark": "profile", "op": op, "clients": clients, "seconds": seconds,
+                  "ops_per_s": loaded[op].ops_per_s if op in loaded else None,
+                  "gil_share": round(gil_samples / (seconds / 2 * 100), 3), **summarize(text)}
+        if out:
+            os.makedirs(out, exist_ok=True)
+            shutil.copy(folded, os.path.join(out, f"profile-{op}-c{clients}.txt"))
+            with open(os.path.join(out, f"profile-{op}-c{clients}.json"), "w") as f:
+                json.dump(result, f, indent=1)
+        return result
 
 
 @click.command("profile")

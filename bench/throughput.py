@@ -17,8 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 
@@ -107,19 +105,11 @@ async def _drive(endpoints: list[str], system: str, client_counts: list[int], se
 def measure(system: str, nodes: int, client_counts: list[int], seconds: float, warmup: float = 3.0,
             keys: int = 1000, value_size: int = 256, timeout: float = 10.0) -> list[PhaseResult]:
     """Every phase on a fresh ``nodes``-member cluster of ``system``."""
-    from bench.harness import _reaping, make_cluster
+    from bench.harness import started_cluster
 
-    tmp = tempfile.mkdtemp(prefix=f"bench-throughput-{system}-")
-    reaped: dict = {}
-    try:
-        cluster = make_cluster(system, nodes, tmp)
-        with _reaping(tmp, reaped), cluster:
-            cluster.start(timeout=60)
-            cluster.leader_index(timeout=30)
-            return asyncio.run(_drive(cluster.endpoints, system, client_counts, seconds, warmup, keys,
-                                      value_size, timeout))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with started_cluster(system, nodes, "throughput") as cluster:
+        return asyncio.run(_drive(cluster.endpoints, system, client_counts, seconds, warmup, keys,
+                                  value_size, timeout))
 
 
 def table(results: list[PhaseResult]) -> str:
