@@ -282,7 +282,7 @@ def measure(system: str, nodes: int, keys: int, value_size: int) -> LargeResult:
             if nodes >= 3:
                 event: dict = {}
                 start = time.monotonic()
-                replace_follower(_Runner(cluster), leader, event)
+                replace_follower(_Runner(cluster), leader, event, catch_up_timeout=600)
                 phases["catch_up"] = prober.phase(start, time.monotonic(), caught_up_s=event.get("caught_up_s"))
 
         for i in range(len(cluster.members)):

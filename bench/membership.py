@@ -50,7 +50,7 @@ def _add(admin: Client, peer_url: str, event: dict) -> None:
 
 
 def replace_follower(runner, leader: int, event: dict, victim: int | None = None,
-                     before_start=None) -> None:
+                     before_start=None, catch_up_timeout: float = 60.0) -> None:
     """Remove a follower (``victim``, by default the one after ``leader``), add
     a new member, wait until it has caught up with the revision the cluster had
     when it was added. ``before_start(member)`` is called with the new member
@@ -78,7 +78,7 @@ def replace_follower(runner, leader: int, event: dict, victim: int | None = None
         before_start(new)
     c.start_member(len(c.members) - 1)
     runner.log(f"  {event['added_at']:.1f}s: member add {new.name}, started")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + catch_up_timeout
     with Client([new.endpoint], timeout=2) as newcomer:
         while time.monotonic() < deadline:
             try:
@@ -88,7 +88,7 @@ def replace_follower(runner, leader: int, event: dict, victim: int | None = None
                 pass
             time.sleep(0.1)
         else:
-            raise TimeoutError(f"{new.name} did not reach revision {target} in 60 s")
+            raise TimeoutError(f"{new.name} did not reach revision {target} in {catch_up_timeout:.0f} s")
     event["recovered_at"] = runner.now()
     event["caught_up_s"] = round(event["recovered_at"] - event["added_at"], 3)
     runner.log(f"  {event['recovered_at']:.1f}s: {new.name} caught up (revision {target})")
