@@ -320,6 +320,7 @@ def test_check_perf(quiet, kind):
     by the bench side by side with etcd (issue 11), not by a timed test."""
     rc, verdict = check_perf(quiet(kind))
     lines = verdict.splitlines()
+    # failed requests would come first ("FAIL: too many errors", then each error)
     assert lines[0].startswith(("PASS: Throughput is ", "FAIL: Throughput too low: ")), verdict
     assert not any(line.startswith("Error") for line in lines), verdict
     assert lines[-1] in ("PASS", "FAIL") and (rc == 0) == (lines[-1] == "PASS"), verdict
