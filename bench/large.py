@@ -172,7 +172,8 @@ def _stubs(endpoint: str):
 
     from raftkv._proto.etcdserverpb import rpc_pb2_grpc
 
-    channel = grpc.insecure_channel(endpoint)
+    # a 100k-key range answers ~30 MB; etcdctl too lifts gRPC's 4 MiB default
+    channel = grpc.insecure_channel(endpoint, options=[("grpc.max_receive_message_length", -1)])
     return channel, rpc_pb2_grpc.KVStub(channel), rpc_pb2_grpc.MaintenanceStub(channel)
 
 
