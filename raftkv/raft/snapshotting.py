@@ -280,4 +280,7 @@ class _ReceivedLoad:
             self.error = e
         except OSError as e:
             self.error = SnapshotError(self.path, 0, str(e))
+        except BaseException as e:  # noqa: BLE001 - the member must hear the end, or it waits forever
+            log.exception("loading a received snapshot failed path=%s", self.path)
+            self.error = SnapshotError(self.path, 0, f"loading failed: {e!r}")
         self._done(self)
