@@ -173,6 +173,15 @@ def _read_meta(records: _Records, path: str) -> SnapshotMeta:
         raise SnapshotError(path, 0, str(e)) from None
 
 
+def peek_meta(path: str) -> SnapshotMeta:
+    """The file's description, from its first record alone (checked); the
+    rest of the file is not read."""
+    try:
+        return _read_meta(_Records(path), path)
+    except RecordFileError as e:
+        raise SnapshotError(e.path, e.offset, e.reason) from None
+
+
 def read_meta(path: str) -> SnapshotMeta:
     """Check the whole file (every checksum, the end) and return its description."""
     try:

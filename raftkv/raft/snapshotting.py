@@ -22,6 +22,7 @@ from raftkv.raft.snapshot import (
     SnapshotError,
     SnapshotMeta,
     load_snapshot,
+    peek_meta,
     state_records,
     write_snapshot,
 )
@@ -184,6 +185,15 @@ class Snapshotting(Engine):
             self._close_received()
             raise StorageFailure.of(e, path) from e
         self._close_received()
+        try:
+            meta = peek_meta(path)
+        except SnapshotError as e:
+            log.error("received snapshot refused leader=%s error=%s", getattr(node, "id", node), e)
+            self._discard(path)
+            return
+        if meta.index <= self.applied_index:
+            self._already_applied(node, path, meta)
+            return
         self._loading = _ReceivedLoad(node, path, self.identity.cluster_id, self.config.limits,
                                       lambda load: self._submit(lambda: self._install_received(load)))
 
@@ -204,11 +214,7 @@ class Snapshotting(Engine):
             self._discard(path)
             return
         if meta.index <= self.applied_index:
-            # sent again on an answer from before the last install: this member has
-            # it all, and going back to it would apply (and announce) revisions twice
-            log.info("received snapshot already applied index=%d applied=%d", meta.index, self.applied_index)
-            self._discard(path)
-            self._send_next_index(node, self.applied_index + 1, success=True)
+            self._already_applied(node, path, meta)
             return
         failpoints.hit("received-snapshot-before-install")
         self._writer.abandon()  # a snapshot of our own older state must not replace this one
@@ -225,6 +231,14 @@ class Snapshotting(Engine):
         self._adopt_snapshot(meta)
         log.info("installed the leader's snapshot index=%d term=%d", meta.index, meta.term)
         self._send_next_index(node, meta.index + 1, success=True)
+
+    def _already_applied(self, node, path: str, meta: SnapshotMeta) -> None:
+        """A snapshot sent again on an answer from before the last install:
+        this member has it all, and going back to it would apply (and
+        announce) revisions twice. Its leader hears where its log goes on."""
+        log.info("received snapshot already applied index=%d applied=%d", meta.index, self.applied_index)
+        self._discard(path)
+        self._send_next_index(node, self.applied_index + 1, success=True)
 
     def _stop_loading(self) -> None:
         self._loading = None

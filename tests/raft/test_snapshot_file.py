@@ -29,6 +29,7 @@ from raftkv.raft.snapshot import (
     SnapshotError,
     SnapshotMeta,
     load_snapshot,
+    peek_meta,
     read_meta,
     state_records,
     write_snapshot,
@@ -189,3 +190,17 @@ def test_write_refuses_to_overwrite(written):
     with pytest.raises(FileExistsError):
         write_snapshot(path, SnapshotMeta(42, 3, ENTRIES), state_records(store, members))
     assert os.path.getsize(path) > 0
+
+
+def test_peek_meta_reads_the_description_alone(written):
+    path, _, _ = written
+    assert peek_meta(path).index == 42
+    data = bytearray(open(path, "rb").read())
+    data[-3] ^= 0x10  # damage past the first record: peeking does not see it, loading does
+    open(path, "wb").write(bytes(data))
+    assert peek_meta(path).index == 42
+    with pytest.raises(SnapshotError):
+        read_meta(path)
+    open(path, "wb").write(b"not a snapshot")
+    with pytest.raises(SnapshotError):
+        peek_meta(path)
