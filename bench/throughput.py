@@ -114,7 +114,8 @@ def measure(system: str, nodes: int, client_counts: list[int], seconds: float, w
 
 def table(results: list[PhaseResult]) -> str:
     by = {(r.system, r.op, r.clients): r for r in results}
-    lines = ["| op | clients | ops/s raftkv | ops/s etcd | ratio | p99 ms raftkv | p99 ms etcd | errors raftkv / etcd |",
+    lines = ["| op | clients | ops/s raftkv | ops/s etcd | ratio | p99 ms raftkv | p99 ms etcd "
+             "| errors raftkv / etcd |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]
     for op, clients in sorted({(r.op, r.clients) for r in results}, key=lambda k: (k[1], OPS.index(k[0]))):
         a, b = by.get(("raftkv", op, clients)), by.get(("etcd", op, clients))
