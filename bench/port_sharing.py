@@ -10,7 +10,8 @@ putting a front in the way: accept, read the first bytes, then relay every
 byte of an HTTP/2 connection to the gRPC port (an HTTP/1.1 one would go to the
 HTTP port; this front closes it, as only the gRPC side is measured). This
 measures that front against the direct path, on one raftkv cluster: puts
-and linearizable gets with ``--clients`` coroutines spread over every member (the throughput benchmark's client), direct, through the front,
+and linearizable gets with ``--clients`` coroutines spread over every
+member (the throughput benchmark's client), direct, through the front,
 direct, through the front. Each member's front runs in a process of its own,
 so it does not compete with the member for its GIL: the cost measured is a
 lower bound of what a front inside the member would cost.
