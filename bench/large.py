@@ -83,6 +83,9 @@ class Prober:
         self.samples: list[tuple[float, float]] = []
         self.failed: list[float] = []  # when each put that failed began
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._put_began = threading.Event()
+        self._last_began = 0.0
         self._thread = threading.Thread(target=self._run, name="large-prober", daemon=True)
 
     def __enter__(self) -> Prober:
@@ -91,6 +94,7 @@ class Prober:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
@@ -101,14 +105,25 @@ class Prober:
         with grpc.insecure_channel(self.endpoint) as channel:
             kv = rpc_pb2_grpc.KVStub(channel)
             while not self._stop.is_set():
-                began = time.monotonic()
+                began = self._last_began = time.monotonic()
+                self._put_began.set()
                 try:
                     kv.Put(rpc_pb2.PutRequest(key=b"/large-probe", value=b"p"), timeout=10)
                 except grpc.RpcError:
                     self.failed.append(began)
                 latency = time.monotonic() - began
                 self.samples.append((began, latency))
-                self._stop.wait(max(0.0, PROBE_EVERY - latency))
+                self._wake.wait(max(0.0, PROBE_EVERY - latency))
+                self._wake.clear()
+
+    def begin(self) -> float:
+        """Starts a phase: a put begins now (a phase shorter than the probe
+        interval would otherwise have none), and the phase starts with it."""
+        self._put_began.clear()
+        self._wake.set()
+        if not self._put_began.wait(30):
+            raise RuntimeError("the prober did not start a put within 30 s")
+        return self._last_began
 
     def between(self, start: float, end: float) -> list[float]:
         """Latencies of the puts that ran (at least partly) within [start, end]."""
@@ -259,7 +274,7 @@ def measure(system: str, nodes: int, keys: int, value_size: int) -> LargeResult:
             time.sleep(2.0)
             idle = prober.between(0.0, time.monotonic())
 
-            start = time.monotonic()
+            start = prober.begin()
             took = asyncio.run(load(cluster.endpoints, keys, value_size))
             phases["load"] = prober.phase(start, time.monotonic())
             rss_after = [rss_bytes(m.process.pid) for m in cluster.members]
@@ -267,22 +282,22 @@ def measure(system: str, nodes: int, keys: int, value_size: int) -> LargeResult:
             if count != keys:
                 raise RuntimeError(f"{count} keys after the load, not {keys}")
 
-            start = time.monotonic()
+            start = prober.begin()
             snapshot_size, _ = snapshot(leader_endpoint)
             phases["snapshot"] = prober.phase(start, time.monotonic(), bytes=snapshot_size)
 
-            start = time.monotonic()
+            start = prober.begin()
             took_ranges = ranges(leader_endpoint, keys)
             phases["range"] = prober.phase(start, time.monotonic(), each_ms=[ms(t) for t in took_ranges],
                                            keys=min(keys, RANGE_KEYS))
 
-            start = time.monotonic()
+            start = prober.begin()
             compact(leader_endpoint, revision)
             phases["compaction"] = prober.phase(start, time.monotonic(), revision=revision)
 
             if nodes >= 3:
                 event: dict = {}
-                start = time.monotonic()
+                start = prober.begin()
                 replace_follower(_Runner(cluster), leader, event, catch_up_timeout=600)
                 phases["catch_up"] = prober.phase(start, time.monotonic(), caught_up_s=event.get("caught_up_s"))
 

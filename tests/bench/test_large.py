@@ -23,3 +23,15 @@ def test_every_phase_of_a_small_store_on_three_raftkv_members():
     rows = table([result]).splitlines()
     assert rows[0] == "| figure | raftkv |"
     assert any(row.startswith("| follower catch-up from empty, s |") for row in rows)
+
+
+@pytest.mark.timeout(60)
+def test_a_phase_shorter_than_the_probe_interval_still_has_a_put():
+    from bench.harness import started_cluster
+    from bench.large import Prober
+
+    with started_cluster("raftkv", 1, "large-prober") as cluster, Prober(cluster.members[0].endpoint) as prober:
+        for _ in range(5):
+            start = prober.begin()
+            phase = prober.phase(start, start)
+            assert phase.worst_put_ms is not None and phase.failed_puts == 0
