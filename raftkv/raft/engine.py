@@ -147,6 +147,18 @@ class Engine(SyncObj):
     def _set_applied_index(self, index: int) -> None:
         self._SyncObj__raftLastApplied = index
 
+    def _end_proposals_through(self, index: int) -> int:
+        """Proposals whose entries a snapshot covers are never applied one by
+        one, so their callbacks would wait forever: they end now, with an
+        unknown outcome (the snapshot may or may not hold them)."""
+        waiting = self._SyncObj__commandsWaitingCommit
+        ended = 0
+        for entry_index in [i for i in waiting if i <= index]:
+            for _term, callback in waiting.pop(entry_index):
+                callback(None, FAIL_REASON.UNKNOWN_OUTCOME)
+                ended += 1
+        return ended
+
     @property
     def _noop_index(self) -> int | None:
         """The index of the no-op a new leader appended, or None."""

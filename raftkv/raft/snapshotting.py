@@ -99,6 +99,9 @@ class Snapshotting(Engine):
     def _adopt_snapshot(self, meta: SnapshotMeta) -> None:
         """Raft's indexes and configuration after the state became the snapshot's."""
         self._set_applied_index(meta.index)
+        ended = self._end_proposals_through(meta.index)
+        if ended:
+            log.info("proposals ended by a snapshot count=%d index=%d", ended, meta.index)
         if self.commit_index < meta.index:
             self._set_commit_index(meta.index)
             self._journal.setRaftCommitIndex(meta.index)

@@ -111,3 +111,37 @@ def test_a_snapshot_older_than_what_is_applied_is_not_installed(follower, tmp_pa
     with member.lock:
         revisions = [r.revision for r in member.store.watchers.poll(watch)]
     assert revisions == [7]
+
+
+def test_a_proposal_whose_entry_a_snapshot_covers_ends_with_an_unknown_outcome(follower, tmp_path):
+    """A follower forwards a proposal and hears its index; if a snapshot
+    covering that index arrives before the entry itself, the entry is never
+    applied one by one, and the proposal must not wait forever."""
+    from raftkv.errors import RequestTimedOut
+    from raftkv.mvcc.store import KVStore
+    from raftkv.raft.membership import MembershipTable
+    from raftkv.raft.snapshot import SnapshotMeta, state_records, write_snapshot
+
+    member, leader = follower
+    deliver(member, leader, 1, 0, [], commit=1)
+    outcome: list = []
+    member.propose_async(PutRequest(b"p", b"v"), lambda result, error: outcome.append((result, error)))
+    wait_for(lambda: member._SyncObj__commandsWaitingReply)  # forwarded to the (played) leader
+    (request_id,) = member._SyncObj__commandsWaitingReply
+    member._submit(lambda: member._SyncObj__onMessageReceived(leader, {
+        "type": "apply_command_response", "request_id": request_id, "log_idx": 3, "log_term": 1}))
+
+    covered = KVStore()
+    for key in (b"k2", b"p", b"k4"):
+        covered.apply(PutRequest(key, b"v"))
+    path = str(tmp_path / "covering")
+    tail = [entry(3, 1, "p"), entry(4, 1, "k4")]
+    write_snapshot(path, SnapshotMeta(4, 1, tail, [member.address, *(n.id for n in member._voters())],
+                                      member.identity.cluster_id),
+                   state_records(covered, MembershipTable()))
+    data = open(path, "rb").read()
+    member._submit(lambda: member._SyncObj__onMessageReceived(leader, {
+        "type": "append_entries", "term": 1, "commit_index": 4, "serialized": [data, True, True]}))
+    wait_for(lambda: member.applied_index == 4)
+    wait_for(lambda: outcome)
+    assert outcome[0][0] is None and isinstance(outcome[0][1], RequestTimedOut)
