@@ -72,6 +72,8 @@ from raftkv.raft.storage import StorageFailure
 from raftkv.raft.transport import PeerSettings, PeerTransport
 from raftkv.wire import WireError, decode_request, encode_request
 
+SLOW_TICK = 0.1  # seconds past the tick's wait: worth a warning (etcd warns at 100 ms too)
+
 log = logging.getLogger(__name__)
 
 __all__ = ["COMMAND_TYPE", "MemberConfig", "RaftMember", "SyncingTransport"]
@@ -174,6 +176,7 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
         self.failed = threading.Event()  # set when storage failed: the member stopped taking part
         self.failure: Exception | None = None
         self._started = False
+        self._tick_work_done = 0.0
         self._init_reads()
         self._init_leases()
         self._init_membership()
@@ -405,6 +408,7 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
         if self.failed.is_set():
             time.sleep(timeToWait or 0.1)
             return
+        began = time.perf_counter()
         try:
             if not self._started:
                 self._started = True
@@ -412,6 +416,11 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
             SyncObj._onTick(self, timeToWait)
         except StorageFailure as e:
             self._stop_taking_part(e)
+        took = time.perf_counter() - began
+        if took > timeToWait + SLOW_TICK:
+            # the tick's own work ran until its poll; the rest is peer messages (and the wait)
+            log.warning("slow raft tick took_ms=%d work_ms=%d leader=%s applied=%d",
+                        took * 1000, (self._tick_work_done - began) * 1000, self.is_leader, self.applied_index)
 
     def _stop_taking_part(self, error: Exception) -> None:
         """Storage failed: what this member would acknowledge, vote or apply
@@ -449,6 +458,7 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
         self._drop_removed(now)
         if self.learner:
             self._report_progress(now)
+        self._tick_work_done = time.perf_counter()
 
     # ---- lifecycle ---------------------------------------------------------------
 

@@ -24,6 +24,8 @@ import signal
 from collections.abc import Callable
 from enum import Enum
 
+from raftkv.raft.collector import freeze_before_fork, thaw_after_fork
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
@@ -61,9 +63,7 @@ class SnapshotWriter:
         if self._pid:
             return False
         parent = os.getpid()
-        # The parent's collections would touch (and so copy) every page the
-        # child still reads; frozen objects are left alone until it is done.
-        gc.freeze()
+        freeze_before_fork()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             status = 1
@@ -93,7 +93,7 @@ class SnapshotWriter:
         if pid == 0:
             return WriterState.WRITING
         self._pid = 0
-        gc.unfreeze()
+        thaw_after_fork()
         if status == 0:
             return WriterState.DONE
         log.warning("snapshot writer failed path=%s status=%d", self.path, status)
@@ -108,4 +108,4 @@ class SnapshotWriter:
             except (ProcessLookupError, ChildProcessError):
                 pass
             self._pid = 0
-            gc.unfreeze()
+            thaw_after_fork()

@@ -26,6 +26,7 @@ from raftkv.raft.peer_auth import PeerSecurity, is_loopback
 from raftkv.raft.transport import query_members
 from raftkv.client.passwords import DEFAULT_BCRYPT_COST
 from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL
+from raftkv.raft.collector import watch_collections
 from raftkv.server.context import ServerContext
 from raftkv.server.gateway import GatewayServer
 from raftkv.server.http import MetricsHTTPServer
@@ -313,6 +314,7 @@ def run(config: ServeConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     member.start()
+    watch_collections(freeze_survivors=True)
     failure = None
     while not stopping.wait(0.2):
         raft = member.node.member

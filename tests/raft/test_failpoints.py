@@ -169,3 +169,16 @@ def test_the_setting_names_points_that_kill_and_points_that_sleep():
         parse_setting("no-such-point=sleep(1)")
     with pytest.raises(ValueError, match=r"unknown action 'panic' of 'journal-after-sync' \(known: sleep\(MS\)\)"):
         parse_setting("journal-after-sync=panic")
+
+
+def test_a_slow_tick_is_logged_with_what_took_the_time(make_cluster):
+    """etcd warns when applying takes too long; a member warns when its
+    Raft tick held up heartbeats and proposals past 100 ms."""
+    cluster = make_cluster(1, env={"RAFTKV_FAILPOINTS": "journal-before-sync=sleep(300)"})
+    cluster.leader_index()
+    with Client(cluster.endpoints, timeout=10) as client:
+        client.put(b"k", b"v")
+    log_text = open(cluster.members[0].log_path, errors="replace").read()
+    slow = [line for line in log_text.splitlines() if "slow raft tick" in line]
+    assert slow, "no slow tick logged"
+    assert any(int(line.split("work_ms=")[1].split()[0]) >= 300 for line in slow), slow[-3:]
