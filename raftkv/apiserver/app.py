@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from raftkv.apiserver import discovery, openapi, tables
+from raftkv.apiserver import discovery, openapi, protobuf, tables
 from raftkv.apiserver.paths import ResourcePath, parse
 from raftkv.apiserver.subresources import bind_pod, typed_body
 from raftkv.objects import BadRequest, MethodNotAllowed, NotFound, ObjectError, ObjectStore, WritePart
@@ -50,21 +50,14 @@ def _status(error: ObjectError) -> web.Response:
     return _json(error.status(), error.code)
 
 
-def _json_body_only(request: web.Request) -> None:
-    """Bodies are JSON: Kubernetes' protobuf encoding (what typed clients such as
-    ``kubectl create namespace`` send) is refused as the real server refuses
-    an encoding it lacks."""
-    if request.content_type not in ("application/json", "application/octet-stream", ""):
-        raise UnsupportedMediaType(request.content_type)
-
-
 class UnsupportedMediaType(ObjectError):
     code = 415
     reason = "UnsupportedMediaType"
 
-    def __init__(self, content_type: str) -> None:
-        super().__init__(f"the body of the request was in an unknown format - accepted media types include: "
-                         f"application/json (not {content_type})")
+    @classmethod
+    def of(cls, content_type: str) -> UnsupportedMediaType:
+        return cls(f"the body of the request was in an unknown format - accepted media types include: "
+                   f"application/json, {protobuf.CONTENT_TYPE} (not {content_type})")
 
 
 class ApiServer:
@@ -120,8 +113,19 @@ class ApiServer:
         return await self._resource(request, target)
 
     async def _body(self, request: web.Request) -> Any:
+        """The request's body in its JSON form: JSON (or a JSON patch), or
+        Kubernetes' protobuf encoding (what typed clients send)."""
+        data = await request.read()
+        if request.content_type == protobuf.CONTENT_TYPE:
+            try:
+                return protobuf.decode(data)
+            except protobuf.NotReadable as e:
+                raise UnsupportedMediaType(f"the body of the request could not be read in the protobuf "
+                                           f"encoding: {e}; send it as application/json") from None
+        if request.content_type not in ("application/json", "application/octet-stream", "", *PATCH_TYPES):
+            raise UnsupportedMediaType.of(request.content_type)
         try:
-            return json.loads(await request.read() or b"null")
+            return json.loads(data or b"null")
         except ValueError as e:
             raise BadRequest(f"the body of the request was in an unknown format: {e}") from None
 
@@ -133,7 +137,6 @@ class ApiServer:
             return await self._scale(request, target)
         if target.subresource == "binding" and name is not None and (kind.group, kind.kind) == ("", "Pod") \
                 and request.method == "POST":
-            _json_body_only(request)
             body = await self._body(request)
             now = datetime.datetime.now(datetime.UTC)
             return _json(await self._call(bind_pod, store, ns or "default", name, body, now), 201)
@@ -156,7 +159,6 @@ class ApiServer:
                     return _json(tables.table(kind, listed.items, listed.resource_version, listed.continue_token))
                 return _json(listed.to_dict())
             if request.method == "POST":
-                _json_body_only(request)
                 body = typed_body(await self._body(request), kind)
                 created = await self._call(store.create, body, ns, dry_run="dryRun" in query, part=part)
                 return _json(created, 201)
@@ -167,7 +169,6 @@ class ApiServer:
                 return _json(tables.table(kind, [found], found["metadata"].get("resourceVersion", "")))
             return _json(found)
         if request.method == "PUT":
-            _json_body_only(request)
             body = typed_body(await self._body(request), kind)
             body.setdefault("metadata", {}).setdefault("name", name)
             if body["metadata"]["name"] != name:
