@@ -22,7 +22,7 @@ from aiohttp import web
 from raftkv.apiserver import discovery, openapi, protobuf, tables
 from raftkv.apiserver.paths import ResourcePath, parse
 from raftkv.apiserver.subresources import bind_pod, typed_body
-from raftkv.objects import BadRequest, MethodNotAllowed, NotFound, ObjectError, ObjectStore, WritePart
+from raftkv.objects import BadRequest, InternalError, MethodNotAllowed, NotFound, ObjectError, ObjectStore, WritePart
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class ApiServer:
             return await self._route(request)
         except ObjectError as e:
             return _status(e)
+        except Exception as e:  # noqa: BLE001 - a Status for the client, the trace for the log
+            log.exception("request failed method=%s path=%s", request.method, request.path)
+            return _status(InternalError(f"an error on the server ({type(e).__name__}: {e}) has prevented "
+                                         f"the request from succeeding"))
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"

@@ -7,6 +7,8 @@ import ssl
 
 import click
 
+from raftkv.errors import Unavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -70,9 +72,13 @@ def apiserver(etcd_servers: str, etcd_prefix: str, embedded_dir: str | None, bin
     scheme = "https" if tls else "http"
     click.echo(f"serving the Kubernetes API on {scheme}://{bind_address}:{secure_port}", err=True)
     try:
-        store = ObjectStore(kv, service_ranges=ranges, key_prefix=etcd_prefix)
-        ensure_kubernetes_service(store, "127.0.0.1" if bind_address in ("0.0.0.0", "::") else bind_address,
-                                  secure_port)
+        try:
+            store = ObjectStore(kv, service_ranges=ranges, key_prefix=etcd_prefix)
+            ensure_kubernetes_service(store, "127.0.0.1" if bind_address in ("0.0.0.0", "::") else bind_address,
+                                      secure_port)
+        except Unavailable:
+            raise click.ClickException(f"no member of the store reachable at {etcd_servers} "
+                                       f"(--etcd-servers)") from None
         web.run_app(ApiServer(store).application(), host=bind_address, port=secure_port,
                     ssl_context=tls, print=None, handler_cancellation=True, access_log=None)
     finally:
