@@ -162,8 +162,9 @@ class Invalid(ObjectError):
             listed = str(causes[0])
         else:
             listed = "[" + ", ".join(str(c) for c in causes) + "]"
+        kind, _, group = qualified_kind.partition(".")  # the details name them apart, as Kubernetes does
         return cls(f'{qualified_kind} "{name}" is invalid: {listed}',
-                   kind=qualified_kind, name=name, causes=causes)
+                   kind=kind, name=name, group=group, causes=causes)
 
 
 class Gone(ObjectError):

@@ -120,3 +120,84 @@ data: {color: blue}
     assert kubectl(server, "delete", "ns", "team").stdout == 'namespace "team" deleted\n'
     gone = kubectl(server, "get", "cm", "settings", "-n", "team")
     assert gone.returncode == 1 and "NotFound" in gone.stderr
+
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: crontabs.stable.example.com}
+spec:
+  group: stable.example.com
+  scope: Namespaced
+  names: {plural: crontabs, singular: crontab, kind: CronTab, shortNames: [ct]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              cronSpec: {type: string}
+              replicas: {type: integer}
+"""
+
+
+def test_selectors_paging_annotate_and_refusals_print_what_kubectl_prints(server, tmp_path):
+    for i in range(1, 6):
+        assert kubectl(server, "create", "cm", f"page{i}", f"--from-literal=n={i}").returncode == 0
+    for name, labels in (("page1", ["tier=a"]), ("page2", ["tier=b"]), ("page3", ["tier=c", "env=x"])):
+        assert kubectl(server, "label", "cm", name, *labels).stdout == f"configmap/{name} labeled\n"
+    assert kubectl(server, "annotate", "cm", "page1", "note=hi").stdout == "configmap/page1 annotated\n"
+    assert kubectl(server, "get", "cm", "page1", "-o", "jsonpath={.metadata.annotations.note}").stdout == "hi"
+
+    def selected(selector: str) -> list[str]:
+        names = kubectl(server, "get", "cm", "-l", selector, "-o", "name").stdout.split()
+        return [n.removeprefix("configmap/") for n in names if n.startswith("configmap/page")]
+
+    assert selected("tier=a") == selected("tier==a") == ["page1"]
+    assert selected("tier!=a") == ["page2", "page3", "page4", "page5"]
+    assert selected("tier in (a,b)") == ["page1", "page2"]
+    assert selected("tier notin (a)") == ["page2", "page3", "page4", "page5"]
+    assert selected("env") == selected("tier,env=x") == ["page3"]
+    assert selected("!env") == ["page1", "page2", "page4", "page5"]
+    whole = kubectl(server, "get", "cm", "-o", "name").stdout
+    assert kubectl(server, "get", "cm", "--chunk-size=2", "-o", "name").stdout == whole
+    assert whole.count("configmap/page") == 5
+
+    stale = tmp_path / "stale.yaml"
+    stale.write_text(kubectl(server, "get", "cm", "page1", "-o", "yaml").stdout)
+    kubectl(server, "label", "cm", "page1", "bump=1")
+    replaced = kubectl(server, "replace", "-f", str(stale))
+    assert replaced.returncode == 1 and replaced.stderr == (
+        f'Error from server (Conflict): error when replacing "{stale}": Operation cannot be fulfilled on '
+        'configmaps "page1": the object has been modified; please apply your changes to the latest version '
+        'and try again\n')
+    again = kubectl(server, "create", "-f", str(stale))
+    assert again.returncode == 1 and again.stderr == \
+        f'Error from server (AlreadyExists): error when creating "{stale}": configmaps "page1" already exists\n'
+    invalid = kubectl(server, "create", "cm", "BAD_NAME")  # sent in protobuf
+    assert invalid.returncode == 1 and invalid.stderr.startswith(
+        'error: failed to create configmap: ConfigMap "BAD_NAME" is invalid: metadata.name: Invalid value: '
+        '"BAD_NAME": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters')
+
+
+def test_a_custom_resource_definition_serves_its_kind(server):
+    assert kubectl(server, "apply", "-f", "-", input=CRD).stdout == \
+        "customresourcedefinition.apiextensions.k8s.io/crontabs.stable.example.com created\n"
+    nightly = 'apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata: {name: nightly}\n' \
+        'spec: {cronSpec: "0 0 * * *", replicas: 2}\n'
+    assert kubectl(server, "apply", "-f", "-", input=nightly).stdout == "crontab.stable.example.com/nightly created\n"
+    assert kubectl(server, "get", "ct").stdout.split()[:3] == ["NAME", "AGE", "nightly"]
+    assert kubectl(server, "get", "crontabs", "nightly", "-o", "jsonpath={.spec.replicas}").stdout == "2"
+    bad = kubectl(server, "apply", "-f", "-", input=nightly.replace("replicas: 2", "replicas: two"))
+    assert bad.returncode == 1 and bad.stderr == (
+        'The CronTab "nightly" is invalid: spec.replicas: Invalid value: "string": spec.replicas in body must be '
+        'of type integer: "string"\n')
+    assert kubectl(server, "delete", "crd", "crontabs.stable.example.com").stdout == \
+        'customresourcedefinition.apiextensions.k8s.io "crontabs.stable.example.com" deleted\n'
+    gone = kubectl(server, "get", "ct")
+    assert gone.returncode == 1
