@@ -376,6 +376,10 @@ class Node(KVClient):
         if record is None or not record.is_learner:
             if record is None and id_ not in {member_id(a) for a in member.voting_addresses()}:
                 raise MemberNotFound()
+            if record is not None and not record.name:
+                # etcd asks that the member be in sync before it asks that it be a
+                # learner: a voter that never started is not in sync
+                raise LearnerNotReady()
             raise MemberNotLearner()
         if not member.follower_caught_up(record.address):
             raise LearnerNotReady()

@@ -7,9 +7,9 @@ Tests run the same etcdctl commands against both and compare (see
 interop_tools.run_both).  Every server process group is killed when the test
 ends, pass or fail; spares started ahead are killed at session end.
 
-Known differences are xfail(strict=True) tests whose reason says what etcd does
-and what raftkv does; when raftkv changes to match, they XPASS and fail, so the
-mark must go.
+A known difference (listed in the README) has a test that asserts what etcd
+answers and what raftkv answers (interop_tools.run_each), so a change on
+either side shows.
 
 Environment:
   INTEROP_SHOW=1        print etcd's normalized transcript of every comparison (-s)

@@ -472,8 +472,8 @@ def write_requests() -> st.SearchStrategy:
     )
     # Flat txns, and no from-key deletes in them: then etcd's duplicate-key
     # rule keeps a key from being put and deleted in one revision (a from-key
-    # delete is an empty interval to that rule). That case hits the prev_kv
-    # discrepancy of the xfail test above.
+    # delete is an empty interval to that rule). That case has a prev_kv of its
+    # own (test_prev_kv_of_a_delete_after_a_put_in_the_same_revision).
     txn_deletes = st.builds(
         DeleteRangeRequest, key=keys, range_end=st.sampled_from([b"", b"", b"b", b"c"]),
     )
@@ -591,8 +591,8 @@ class WatchersAgainstModel(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def compact(self, data):
-        # only at revisions without deletes: see the xfail test above for what
-        # goes wrong at a revision with one
+        # only at revisions without deletes: a watch from a revision with one misses
+        # it, as etcd's does (test_watch_from_the_compaction_revision_misses_deletes_at_it_as_etcd_does)
         model = self.model
         candidates = [
             rev for rev in range(max(model.compact_revision + 1, 1), model.revision + 1)
