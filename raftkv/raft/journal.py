@@ -85,6 +85,7 @@ class DurableJournal:
         self._meta_dirty = False
         self._pending = bytearray()
         self._pending_offset = 0
+        self.last_sync_seconds = 0.0  # the last sync's fsync (0 when nothing needed one)
         self._load()
 
     # ---- loading ------------------------------------------------------------
@@ -260,6 +261,7 @@ class DurableJournal:
 
     def sync(self) -> None:
         """Make every entry added so far durable (one write and one fsync for the group)."""
+        self.last_sync_seconds = 0.0
         if not (self._pending or self._file.dirty):
             return
         if self._pending:
@@ -268,7 +270,8 @@ class DurableJournal:
         failpoints.hit("journal-before-sync")
         began = time.monotonic()
         self._file.sync()
-        self.sync_durations.observe(time.monotonic() - began)
+        self.last_sync_seconds = time.monotonic() - began
+        self.sync_durations.observe(self.last_sync_seconds)
         failpoints.hit("journal-after-sync")
 
     @property

@@ -419,8 +419,9 @@ class RaftMember(ReadIndex, LeaseKeeper, Reconfiguration, AppendReceiver, Snapsh
         took = time.perf_counter() - began
         if took > timeToWait + SLOW_TICK:
             # the tick's own work ran until its poll; the rest is peer messages (and the wait)
-            log.warning("slow raft tick took_ms=%d work_ms=%d leader=%s applied=%d",
-                        took * 1000, (self._tick_work_done - began) * 1000, self.is_leader, self.applied_index)
+            log.warning("slow raft tick took_ms=%d work_ms=%d fsync_ms=%d leader=%s applied=%d",
+                        took * 1000, (self._tick_work_done - began) * 1000,
+                        self._journal.last_sync_seconds * 1000, self.is_leader, self.applied_index)
 
     def _stop_taking_part(self, error: Exception) -> None:
         """Storage failed: what this member would acknowledge, vote or apply

@@ -123,14 +123,25 @@ def state_records(store: KVStore, membership: MembershipTable) -> Iterator[list]
         yield ["member", record]
 
 
+_SYNC_EVERY = 4 * 1024 * 1024
+
+
 def write_snapshot(path: str, meta: SnapshotMeta, records: Iterator[list]) -> None:
     """Write the snapshot to ``path`` (a new file) and fsync it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as f:
         writer = RecordWriter(f, MAGIC)
         writer.write(meta.to_record())
+        synced = 0
         for record in records:
             writer.write(record)
+            if f.tell() - synced >= _SYNC_EVERY:
+                # little written-back data at a time: the member's own log
+                # fsyncs, which the file system may order after this file's
+                # dirty data, never wait for a whole snapshot's
+                f.flush()
+                os.fdatasync(f.fileno())
+                synced = f.tell()
         writer.finish()
         f.flush()
         os.fsync(f.fileno())

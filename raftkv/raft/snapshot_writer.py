@@ -69,6 +69,10 @@ class SnapshotWriter:
             status = 1
             try:
                 _die_with_parent(parent)
+                # background work: the members' own threads (and the other
+                # members' on this machine) go first, or every member that
+                # snapshots at the same index stalls its ticks at once
+                os.nice(19)
                 gc.disable()
                 os.closerange(3, os.sysconf("SC_OPEN_MAX"))
                 write(path)

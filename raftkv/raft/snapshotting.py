@@ -145,15 +145,18 @@ class Snapshotting(Engine):
         drop the log entries it covers (in that order, so a crash between
         the two leaves a snapshot and a log that still overlap)."""
         meta, self._writing = self._writing, None
+        began = time.perf_counter()
         failpoints.hit("snapshot-before-install")
         install_file(self._writer.path, self._snapshot_path)
+        installed = time.perf_counter()
         self._snapshot_bytes = self._size_of(self._snapshot_path)
         failpoints.hit("snapshot-before-trim")
         self._delete_entries_to(meta.index - 1)
         # a follower being sent the previous file starts again with this one
         for node in self._voters() | self._learner_nodes():
             self._cancel_snapshot_transmission(node)
-        log.info("snapshot written index=%d term=%d log_entries=%d", meta.index, meta.term, len(self._journal))
+        log.info("snapshot written index=%d term=%d log_entries=%d install_ms=%d trim_ms=%d", meta.index, meta.term,
+                 len(self._journal), (installed - began) * 1000, (time.perf_counter() - installed) * 1000)
 
     # ---- the leader's snapshot, received -------------------------------------------
 
