@@ -231,64 +231,63 @@ def load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> Sna
     and the state must be considered lost (callers check the file with
     ``read_meta`` first when the state still matters, or load into a new
     store)."""
-    with _collector_paused():
+    with _collector_paused(), _file_errors_as_snapshot_errors():
         return _load_snapshot(path, store, membership)
 
 
 def _load_snapshot(path: str, store: KVStore, membership: MembershipTable) -> SnapshotMeta:
-    with _file_errors_as_snapshot_errors():
-        try:
-            records = _Records(path)
-            meta = _read_meta(records, path)
-            head = records.take()
-            if not (isinstance(head, list) and len(head) == 3 and head[0] == "store"):
-                raise SnapshotError(path, 0, "the store's record is missing")
+    try:
+        records = _Records(path)
+        meta = _read_meta(records, path)
+        head = records.take()
+        if not (isinstance(head, list) and len(head) == 3 and head[0] == "store"):
+            raise SnapshotError(path, 0, "the store's record is missing")
 
-            def batched(*kinds: str) -> Iterator[list]:
-                for record in records.run(*kinds):
-                    if record[0] in ("keys", "revs"):
-                        (_, batch) = record
-                        yield from batch
-                    else:  # version 2: one a record
-                        yield record[1:]
+        def batched(*kinds: str) -> Iterator[list]:
+            for record in records.run(*kinds):
+                if record[0] in ("keys", "revs"):
+                    (_, batch) = record
+                    yield from batch
+                else:  # version 2: one a record
+                    yield record[1:]
 
-            def keys() -> Iterator[tuple[bytes, list[KeyValue]]]:
-                for key, versions in batched("keys", "key"):
-                    yield key, [KeyValue(key, c, m, v, value, lease) for c, m, v, value, lease in versions]
+        def keys() -> Iterator[tuple[bytes, list[KeyValue]]]:
+            for key, versions in batched("keys", "key"):
+                yield key, [KeyValue(key, c, m, v, value, lease) for c, m, v, value, lease in versions]
 
-            def history() -> Iterator[tuple[int, list[KeyValue]]]:
-                for revision, changes in batched("revs", "rev"):
-                    kvs = []
-                    for change in changes:
-                        if len(change) == 2:
-                            kv = store.value_at(change[0], change[1])
-                            if kv is None or kv.mod_revision != change[1]:
-                                raise SnapshotError(path, 0, f"revision {revision} names a version it does not hold")
-                            kvs.append(kv)
-                        else:
-                            kvs.append(KeyValue(*change))
-                    yield revision, kvs
+        def history() -> Iterator[tuple[int, list[KeyValue]]]:
+            for revision, changes in batched("revs", "rev"):
+                kvs = []
+                for change in changes:
+                    if len(change) == 2:
+                        kv = store.value_at(change[0], change[1])
+                        if kv is None or kv.mod_revision != change[1]:
+                            raise SnapshotError(path, 0, f"revision {revision} names a version it does not hold")
+                        kvs.append(kv)
+                    else:
+                        kvs.append(KeyValue(*change))
+                yield revision, kvs
 
-            def leases() -> Iterator[tuple[int, int, list[bytes]]]:
-                for _, lease_id, ttl, lease_keys in records.run("lease"):
-                    yield lease_id, ttl, lease_keys
+        def leases() -> Iterator[tuple[int, int, list[bytes]]]:
+            for _, lease_id, ttl, lease_keys in records.run("lease"):
+                yield lease_id, ttl, lease_keys
 
-            def alarms() -> Iterator[tuple[int, int]]:
-                for _, member_id, alarm in records.run("alarm"):
-                    yield member_id, alarm
+        def alarms() -> Iterator[tuple[int, int]]:
+            for _, member_id, alarm in records.run("alarm"):
+                yield member_id, alarm
 
-            def auth() -> Iterator[dict]:
-                for _, state in records.run("auth"):
-                    yield state
+        def auth() -> Iterator[dict]:
+            for _, state in records.run("auth"):
+                yield state
 
-            store.restore({"revision": head[1], "compact_revision": head[2],
-                           "keys": keys(), "history": history(), "leases": leases(), "alarms": alarms(),
-                           "auth": auth()})
-            membership.restore([record for _, record in records.run("member")])
-            if not records.exhausted:
-                raise SnapshotError(path, 0, f"an unexpected record: {str(records.take())[:80]}")
-        except RecordFileError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError) as e:
-            raise SnapshotError(path, 0, f"a record that is not part of a snapshot ({e})") from None
+        store.restore({"revision": head[1], "compact_revision": head[2],
+                       "keys": keys(), "history": history(), "leases": leases(), "alarms": alarms(),
+                       "auth": auth()})
+        membership.restore([record for _, record in records.run("member")])
+        if not records.exhausted:
+            raise SnapshotError(path, 0, f"an unexpected record: {str(records.take())[:80]}")
+    except RecordFileError:
+        raise  # the caller makes it a SnapshotError
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise SnapshotError(path, 0, f"a record that is not part of a snapshot ({e})") from None
     return meta

@@ -229,8 +229,8 @@ def test_request_over_grpc_max_receive(differ):
     words (tests/server/test_serving_defects.py, oversize requests)."""
     out = differ.run([put("k", "small")])
     assert out[0]["revision"] == 2
-    big_put, bigger_put, big_get = put("k", b"v" * (2 * MIB)), put("k", b"v" * int(2.5 * MIB)), get(b"k" * int(2.5 * MIB))
-    answers = [differ.both(request) for request in (big_put, bigger_put, big_get)]
+    requests = (put("k", b"v" * (2 * MIB)), put("k", b"v" * int(2.5 * MIB)), get(b"k" * int(2.5 * MIB)))
+    answers = [differ.both(request) for request in requests]
     for etcd, _ in answers:
         assert etcd["code"] == "RESOURCE_EXHAUSTED"
         assert etcd["error"].startswith("grpc: received message larger than max (")
