@@ -181,10 +181,8 @@ class ApiServer:
         if request.method == "PATCH":
             patch_type = PATCH_TYPES.get(request.content_type)
             if patch_type is None:
-                return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                              "message": f"the body of the request was in an unknown format - accepted media "
-                                         f"types include: {', '.join(PATCH_TYPES)}",
-                              "reason": "UnsupportedMediaType", "code": 415}, 415)
+                raise UnsupportedMediaType(f"the body of the request was in an unknown format - accepted media "
+                                           f"types include: {', '.join(PATCH_TYPES)}")
             body = await self._body(request)
             return _json(await self._call(store.patch, kind, name, body, ns, patch_type=patch_type,
                                           dry_run="dryRun" in query, part=part))
