@@ -12,6 +12,7 @@ import os
 from raftkv.mvcc.store import KVStore
 from raftkv.raft.identity import derive_cluster_id, open_identity
 from raftkv.raft.journal import DurableJournal
+from raftkv.raft.log_segments import log_path
 from raftkv.raft.membership import MembershipTable
 from raftkv.raft.snapshot import SnapshotMeta, state_records, write_snapshot
 from raftkv.raft.storage import fsync_dir
@@ -34,7 +35,7 @@ def write_restored_data_dir(data_dir: str, address: str, store_state: dict, memb
     entries = [(_NO_OP, 1, 0), (_NO_OP, 2, 1)]
     meta = SnapshotMeta(2, 1, entries, [address], identity.cluster_id)
     write_snapshot(os.path.join(data_dir, "snapshot"), meta, state_records(store, membership))
-    journal = DurableJournal(os.path.join(data_dir, "raft.log"))
+    journal = DurableJournal(log_path(data_dir))
     try:
         for entry in entries:
             journal.add(*entry)

@@ -22,6 +22,7 @@ import os
 import zlib
 from dataclasses import asdict, dataclass, field
 
+from raftkv.raft.log_segments import log_exists
 from raftkv.raft.storage import replace_file
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def open_identity(data_dir: str, address: str, voters: list[str], cluster_id: in
             log.info("ignoring --initial-cluster: the data directory already holds a member "
                      "(recorded members=%s, given=%s)", ",".join(identity.voters), ",".join(voters))
         return identity
-    if os.path.exists(os.path.join(data_dir, "raft.log")):
+    if log_exists(data_dir):
         raise DataDirError(f"{data_dir} holds a Raft log but no {IDENTITY_FILE}: it was made by an older raftkv "
                            "or damaged; remove this member's data directory and add it to the cluster again")
     identity = DataDirIdentity(address, cluster_id, sorted(voters), path)

@@ -62,6 +62,7 @@ from raftkv.raft.engine import (
 )
 from raftkv.raft.identity import DataDirIdentity, derive_cluster_id, open_identity
 from raftkv.raft.lease_keeper import LeaseKeeper
+from raftkv.raft.log_segments import SEGMENT_BYTES
 from raftkv.raft.membership import MembershipTable
 from raftkv.raft.peer_auth import PeerSecurity
 from raftkv.raft.read_index import ReadIndex
@@ -121,6 +122,8 @@ class MemberConfig:
     # snapshot, whichever is larger: a restart replays the log after the
     # snapshot, and the log's entries are held in memory until then
     snapshot_log_bytes: int = 64 << 20
+    # the log is kept in files of about this size; a snapshot removes whole ones
+    log_segment_bytes: int = SEGMENT_BYTES
     secret: str | None = None
     # TLS and an allowed CN for peers (the secret above is added to it)
     peer_security: PeerSecurity | None = None

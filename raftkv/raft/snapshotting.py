@@ -26,6 +26,7 @@ from raftkv.raft.snapshot import (
     state_records,
     write_snapshot,
 )
+from raftkv.raft.log_segments import log_path
 from raftkv.raft.snapshot_writer import SnapshotWriter, WriterState
 from raftkv.raft.storage import StorageFailure, install_file
 
@@ -56,7 +57,7 @@ class Snapshotting(Engine):
         for stale in glob.glob(os.path.join(self.data_dir, "snapshot.*.tmp")):
             os.remove(stale)  # a snapshot a crash interrupted, never in use
         try:
-            journal = DurableJournal(os.path.join(self.data_dir, "raft.log"), self.stats.fsync)
+            journal = DurableJournal(log_path(self.data_dir), self.stats.fsync, self.config.log_segment_bytes)
         except CorruptLog as e:
             raise DataDirError(str(e)) from None
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 
 SHADOW_ENV = "RAFTKV_POWER_LOSS_SHADOW"
 
@@ -36,6 +37,8 @@ def _shadow_path(path: str) -> str:
 
 
 _pending_renames: list[tuple[str, str]] = []
+_pending_removals: list[str] = []
+_pending_lock = threading.Lock()  # removals are also recorded by the log's cleaner thread
 
 
 def fsync_dir(directory: str) -> None:
@@ -55,6 +58,12 @@ def fsync_dir(directory: str) -> None:
             else:
                 keep.append((src, dst))
         _pending_renames[:] = keep
+        with _pending_lock:
+            removed = [p for p in _pending_removals if os.path.dirname(p) == directory]
+            for path in removed:
+                _pending_removals.remove(path)
+        for path in removed:
+            _remove_quietly(_shadow_path(path))
 
 
 class DurableFile:
@@ -142,6 +151,25 @@ def rename_durably(src: str, dst: str) -> None:
         fsync_dir(os.path.dirname(os.path.abspath(dst)))
     except OSError as e:
         raise StorageFailure.of(e, dst) from e
+
+
+def remove_durably(path: str, sync: bool = True) -> None:
+    """Remove a file; with ``sync`` its directory is fsynced, else the
+    removal is durable at the directory's next fsync."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise StorageFailure.of(e, path) from e
+    if _shadow_root():
+        with _pending_lock:
+            _pending_removals.append(os.path.abspath(path))
+    if sync:
+        try:
+            fsync_dir(os.path.dirname(os.path.abspath(path)))
+        except OSError as e:
+            raise StorageFailure.of(e, path) from e
 
 
 def install_file(src: str, dst: str) -> None:

@@ -18,22 +18,23 @@ import prometheus_client
 
 from raftkv import addresses
 from raftkv.client.node import Node
+from raftkv.client.passwords import DEFAULT_BCRYPT_COST
 from raftkv.mvcc.store import DEFAULT_MAX_REQUEST_BYTES, StoreLimits
+from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL
+from raftkv.raft.collector import watch_collections
 from raftkv.raft.identity import IDENTITY_FILE, DataDirError
+from raftkv.raft.log_segments import log_exists
 from raftkv.raft.member import MemberConfig
 from raftkv.raft.membership import member_id, records_from_json
 from raftkv.raft.peer_auth import PeerSecurity, is_loopback
 from raftkv.raft.transport import query_members
-from raftkv.client.passwords import DEFAULT_BCRYPT_COST
-from raftkv.mvcc.tokens import DEFAULT_TOKEN_TTL
-from raftkv.raft.collector import watch_collections
+from raftkv.server.auth_tokens import TokenFlagError, token_provider
 from raftkv.server.context import ServerContext
 from raftkv.server.gateway import GatewayServer
 from raftkv.server.http import MetricsHTTPServer
 from raftkv.server.maintenance import ETCD_API_VERSION
 from raftkv.server.metrics import ServerMetrics
 from raftkv.server.peer_tls import PeerTLSError, PeerTLSFlags, peer_security
-from raftkv.server.auth_tokens import TokenFlagError, token_provider
 from raftkv.server.server import GRPC_OVERHEAD_BYTES, build_server
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ class Member:
         data_dir = config.data_dir or f"{config.name}.raftkv"
         security = _peer_security(config, data_dir, list(config.listen_peer_urls) + list(advertise_peers))
         new_data = not os.path.exists(os.path.join(data_dir, IDENTITY_FILE)) \
-            and not os.path.exists(os.path.join(data_dir, "raft.log"))
+            and not log_exists(data_dir)
         learner = False
         new_cluster_id = cluster_id(members, config.initial_cluster_token)
         if config.initial_cluster_state == "existing" and new_data:

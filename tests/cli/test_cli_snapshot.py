@@ -98,4 +98,4 @@ def test_restore_writes_files_only(kv, tmp_path):
         result = invoke(None, "snapshot", "restore", str(path), "--data-dir", str(tmp_path / "d"),
                         "--initial-advertise-peer-urls", f"http://127.0.0.1:{port}")
     assert result.code == 0, result.err
-    assert sorted(os.listdir(tmp_path / "d")) == ["member.json", "raft.log", "raft.log.meta", "snapshot"]
+    assert sorted(os.listdir(tmp_path / "d")) == ["member.json", "raft.log.00000000", "raft.log.meta", "snapshot"]

@@ -8,6 +8,7 @@ import pytest
 
 from raftkv.raft import storage
 from raftkv.raft.journal import CorruptLog, DurableJournal
+from raftkv.raft.log_segments import segment_paths
 
 
 @pytest.fixture
@@ -15,6 +16,10 @@ def path(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     return str(data_dir / "raft.log")
+
+
+def last_segment(path):
+    return segment_paths(path)[-1]
 
 
 def entries(journal):
@@ -53,8 +58,8 @@ def test_torn_tail_is_cut_and_later_appends_land_after_it(path):
     j.add(b"two", 2, 1)
     j.sync()
     j.close()
-    size = os.path.getsize(path)
-    with open(path, "r+b") as f:  # a crash in the middle of writing the second record
+    size = os.path.getsize(last_segment(path))
+    with open(last_segment(path), "r+b") as f:  # a crash in the middle of writing the second record
         f.truncate(size - 2)
     j = DurableJournal(path)
     assert entries(j) == [(b"one", 1, 1)]
@@ -70,9 +75,9 @@ def test_a_damaged_last_record_is_a_torn_tail(path):
     j.add(b"evil", 2, 1)
     j.sync()
     j.close()
-    data = bytearray(open(path, "rb").read())
+    data = bytearray(open(last_segment(path), "rb").read())
     data[-1] ^= 0xFF  # flip a bit in the last command
-    open(path, "wb").write(bytes(data))
+    open(last_segment(path), "wb").write(bytes(data))
     assert entries(DurableJournal(path)) == [(b"good", 1, 1)]
 
 
@@ -87,6 +92,19 @@ def test_delete_entries_from_truncates_the_suffix(path):
     assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1), (b"new", 3, 2)]
 
 
+def small_segments(path, size=20):
+    """A journal whose segments hold a record or two each."""
+    j = DurableJournal(path, segment_bytes=size)
+    j.setCurrentTerm(9, None)
+    return j
+
+
+def add_synced(j, first, last):
+    for i in range(first, last + 1):  # one sync per entry: a group of one per segment
+        j.add(b"c%d" % i, i, 1)
+        j.sync()
+
+
 def test_delete_entries_to_keeps_the_tail(path):
     j = new_journal(path)
     for i in range(1, 6):
@@ -96,7 +114,93 @@ def test_delete_entries_to_keeps_the_tail(path):
     j.add(b"c6", 6, 1)
     j.sync()
     j.close()
-    assert entries(DurableJournal(path)) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1)]
+    # the segment keeps what came before the entries kept; reopening reads them back
+    assert entries(DurableJournal(path)) == [(b"c%d" % i, i, 1) for i in range(1, 7)]
+
+
+def test_a_full_segment_is_followed_by_a_new_one(path):
+    j = small_segments(path)
+    add_synced(j, 1, 6)
+    assert len(segment_paths(path)) == 6
+    j.close()
+    assert entries(DurableJournal(path, segment_bytes=20)) == [(b"c%d" % i, i, 1) for i in range(1, 7)]
+
+
+def test_delete_entries_to_removes_whole_segments_and_rewrites_nothing(path):
+    j = small_segments(path)
+    add_synced(j, 1, 6)
+    kept = segment_paths(path)[3:]
+    inodes = [os.stat(p).st_ino for p in kept]
+    j.deleteEntriesTo(3)  # entries 1-3 are in a snapshot now
+    j.wait_for_removals()  # they go in the background
+    assert segment_paths(path) == kept
+    assert [os.stat(p).st_ino for p in kept] == inodes
+    assert entries(j) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1)]
+    j.close()
+    assert entries(DurableJournal(path))[0] == (b"c4", 4, 1)
+
+
+def test_delete_entries_from_removes_later_segments_and_cuts_the_one_it_starts_in(path):
+    j = small_segments(path)
+    add_synced(j, 1, 6)
+    j.deleteEntriesFrom(2)  # a new leader's log differs from entry 3 on
+    assert len(segment_paths(path)) == 3  # entry 3's segment is kept, cut to its header
+    j.add(b"new", 3, 2)
+    j.sync()
+    j.close()
+    assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1), (b"new", 3, 2)]
+
+
+def test_damage_in_a_segment_that_others_follow_is_refused(path):
+    """Only the last segment can end in a torn write: a bad record at the
+    end of an earlier one is damage, and cutting there would open a gap."""
+    j = small_segments(path)
+    add_synced(j, 1, 3)
+    j.close()
+    first = segment_paths(path)[0]
+    data = bytearray(open(first, "rb").read())
+    data[-1] ^= 0x01
+    open(first, "wb").write(bytes(data))
+    with pytest.raises(CorruptLog) as e:
+        DurableJournal(path)
+    assert first in str(e.value) and "later segments" in str(e.value)
+
+
+def test_a_segment_whose_start_a_crash_interrupted_is_started_again(path):
+    j = small_segments(path)
+    add_synced(j, 1, 2)
+    j.close()
+    with open(path + ".%08d" % 99, "wb") as f:
+        f.write(b"RAFTKV-")  # part of the header
+    j = DurableJournal(path)
+    j.add(b"c3", 3, 1)
+    j.sync()
+    j.close()
+    assert entries(DurableJournal(path)) == [(b"c1", 1, 1), (b"c2", 2, 1), (b"c3", 3, 1)]
+
+
+def test_a_log_from_before_segments_becomes_the_first_segment(path):
+    j = new_journal(path)
+    j.add(b"old", 1, 1)
+    j.sync()
+    j.close()
+    os.rename(last_segment(path), path)  # the one-file layout of earlier versions
+    assert entries(DurableJournal(path)) == [(b"old", 1, 1)]
+    assert not os.path.exists(path) and len(segment_paths(path)) == 1
+
+
+def test_after_a_power_loss_removed_segments_stay_removed(path, tmp_path, monkeypatch):
+    """clear() starts a new segment and removes the old ones durably: if an
+    old one came back, the log would hold entries the next ones do not follow."""
+    shadow = tmp_path / "shadow"
+    monkeypatch.setenv(storage.SHADOW_ENV, str(shadow))
+    j = small_segments(path)
+    add_synced(j, 1, 4)
+    j.clear()
+    j.add(b"b", 9, 3)
+    j.sync()
+    storage.restore_shadow(os.path.dirname(path), str(shadow))
+    assert entries(DurableJournal(path)) == [(b"b", 9, 3)]
 
 
 def test_clear(path):
@@ -147,7 +251,7 @@ def _written(path, commands):
         j.add(command, i, 1)
     j.sync()
     j.close()
-    return bytearray(open(path, "rb").read())
+    return bytearray(open(last_segment(path), "rb").read())
 
 
 def test_damage_with_valid_records_after_it_is_refused(path):
@@ -156,18 +260,18 @@ def test_damage_with_valid_records_after_it_is_refused(path):
     data = _written(path, [b"one" * 10, b"two" * 10, b"three" * 10])
     second = data.index(b"two")
     data[second + 3] ^= 0x01
-    open(path, "wb").write(bytes(data))
+    open(last_segment(path), "wb").write(bytes(data))
     with pytest.raises(CorruptLog) as e:
         DurableJournal(path)
-    assert path in str(e.value) and "byte" in str(e.value) and "member remove" in str(e.value)
-    assert os.path.getsize(path) == len(data)  # nothing cut
+    assert last_segment(path) in str(e.value) and "byte" in str(e.value) and "member remove" in str(e.value)
+    assert os.path.getsize(last_segment(path)) == len(data)  # nothing cut
 
 
 def test_a_damaged_length_with_records_after_it_is_refused(path):
     data = _written(path, [b"a" * 50, b"b" * 50, b"c" * 50])
     first = data.index(b"a" * 50) - 24  # the first record's header
     data[first] ^= 0x40  # its length
-    open(path, "wb").write(bytes(data))
+    open(last_segment(path), "wb").write(bytes(data))
     with pytest.raises(CorruptLog):
         DurableJournal(path)
 
@@ -197,7 +301,9 @@ def test_restart_from_keeps_what_follows_the_snapshot(path):
     j.restart_from([(b"c4", 4, 1), (b"c5", 5, 1)])
     assert entries(j) == [(b"c4", 4, 1), (b"c5", 5, 1), (b"c6", 6, 1), (b"c7", 7, 1)]
     j.close()
-    assert entries(DurableJournal(path))[0] == (b"c4", 4, 1)
+    j = DurableJournal(path)  # reopened: as a member starts, from its snapshot
+    j.restart_from([(b"c4", 4, 1), (b"c5", 5, 1)])
+    assert entries(j)[0] == (b"c4", 4, 1)
 
 
 def test_restart_from_replaces_a_log_that_does_not_hold_the_snapshot(path):
@@ -221,3 +327,14 @@ def test_restart_from_refuses_a_log_that_starts_after_the_snapshot(path):
     j.deleteEntriesTo(2)  # the log now starts at entry 3
     with pytest.raises(CorruptLog):
         j.restart_from([(b"c1", 1, 1), (b"c2", 2, 1)])
+
+
+def test_the_size_counts_the_entries_held_not_the_files(path):
+    j = small_segments(path)
+    add_synced(j, 1, 6)
+    record = 24 + 2  # header and b"cN"
+    assert j.size_bytes == 6 * record
+    j.deleteEntriesTo(4)
+    assert j.size_bytes == 2 * record
+    j.deleteEntriesFrom(1)
+    assert j.size_bytes == record

@@ -48,6 +48,7 @@ from raftkv._proto.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from raftkv.client.remote import Client
 from raftkv.cluster.local import free_ports
 from raftkv.errors import RaftKVError
+from raftkv.raft.log_segments import segment_paths
 
 VALUE_SIZE = 4096
 # a snapshot every few hundred entries, of a state of a few MB
@@ -244,8 +245,11 @@ _LOG_HEADER = struct.Struct("<IQQI")
 
 
 def first_log_index(data_dir: str) -> int | None:
-    """Index of the first entry in <data-dir>/raft.log (None: no entry)."""
-    with open(os.path.join(data_dir, "raft.log"), "rb") as f:
+    """Index of the first entry in <data-dir>'s log (None: no entry)."""
+    segments = segment_paths(os.path.join(data_dir, "raft.log"))
+    if not segments:
+        return None
+    with open(segments[0], "rb") as f:
         head = f.read(len(_LOG_MAGIC) + _LOG_HEADER.size)
     if len(head) < len(_LOG_MAGIC) + _LOG_HEADER.size or not head.startswith(_LOG_MAGIC):
         return None
@@ -508,7 +512,8 @@ def test_member_refuses_to_start_from_a_damaged_snapshot_its_log_depends_on(make
     snapshot = os.path.join(member.data_dir, "snapshot")
     with cluster.client(timeout=3.0) as client:
         for i in range(200):
-            retry(lambda i=i: client.put(f"/c/k{i:03d}", f"value-{i}-" + "x" * 200), timeout=10, what="put")
+            # 5 MB: more than a log segment, so that the log on disk starts after the snapshot
+            retry(lambda i=i: client.put(f"/c/k{i:03d}", f"value-{i}-" + "x" * 25_000), timeout=10, what="put")
         expected = {kv.key: kv.value for kv in client.range(b"/c/", prefix=True).kvs}
     assert len(expected) == 200
     wait_until(lambda: os.path.exists(snapshot) and (first_log_index(member.data_dir) or 0) > 1,

@@ -11,6 +11,7 @@ import pytest
 
 from raftkv.addresses import free_ports
 from raftkv.client.node import Node
+from raftkv.raft.log_segments import segment_paths
 from raftkv.raft.member import MemberConfig
 
 pytestmark = pytest.mark.timeout(120)
@@ -29,7 +30,7 @@ def test_a_log_grown_past_its_size_is_snapshotted_and_restarts_from_snapshot_and
     (port,) = free_ports(1)
     address = f"127.0.0.1:{port}"
     data = str(tmp_path / "m")
-    config = MemberConfig(snapshot_log_bytes=200_000, **FAST)  # entries: far from the 100,000 of etcd's count
+    config = MemberConfig(snapshot_log_bytes=200_000, log_segment_bytes=50_000, **FAST)  # entries: far from the 100,000 of etcd's count
     snapshot = os.path.join(data, "snapshot")
     node = Node(address, [address], data, config)
     try:
@@ -42,7 +43,8 @@ def test_a_log_grown_past_its_size_is_snapshotted_and_restarts_from_snapshot_and
         for i in range(60, 150):  # 300 KB: over it
             node.put(b"k%03d" % i, value)
         wait_for(lambda: os.path.exists(snapshot), 20, "a snapshot once the log outgrew its size")
-        wait_for(lambda: os.path.getsize(os.path.join(data, "raft.log")) < 200_000, 20, "the log trimmed")
+        wait_for(lambda: sum(map(os.path.getsize, segment_paths(os.path.join(data, "raft.log")))) < 200_000,
+                 20, "the log trimmed")
         for i in range(150, 160):  # after the snapshot: the log holds them
             node.put(b"k%03d" % i, value)
         revision = node.status().revision

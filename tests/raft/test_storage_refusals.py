@@ -1,6 +1,6 @@
 """A member on real processes refuses data it cannot vouch for, and still repairs a torn tail.
 
-Bit rot in the middle of raft.log, a damaged term/vote record, another
+Bit rot in the middle of the log, a damaged term/vote record, another
 member's data directory: the member exits at once with an error that names
 the file (and the offset) and says how to recover, instead of serving.
 A torn last write (what a crash leaves) is cut and the member serves on.
@@ -16,6 +16,8 @@ import time
 import pytest
 
 from fault_helpers import retry
+
+from raftkv.raft.log_segments import segment_paths
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -47,7 +49,7 @@ def test_a_flipped_byte_in_the_middle_of_the_log_is_refused(make_cluster):
     cluster = make_cluster(1)
     write_keys(cluster, 200)
     stop_cleanly(cluster)
-    path = os.path.join(cluster.members[0].data_dir, "raft.log")
+    path = segment_paths(os.path.join(cluster.members[0].data_dir, "raft.log"))[-1]
     data = bytearray(open(path, "rb").read())
     offset = len(data) // 2
     data[offset] ^= 0x04
@@ -61,7 +63,7 @@ def test_a_torn_last_write_is_cut_and_the_member_serves_on(make_cluster):
     cluster = make_cluster(1)
     write_keys(cluster, 100)
     cluster.kill(0)
-    path = os.path.join(cluster.members[0].data_dir, "raft.log")
+    path = segment_paths(os.path.join(cluster.members[0].data_dir, "raft.log"))[-1]
     with open(path, "ab") as f:  # the start of a record that a crash interrupted
         f.write(b"\x40\x00\x00\x00\x07\x00\x00\x00" + b"partial")
     cluster.start_member(0)
