@@ -266,6 +266,28 @@ class LocalCluster:
         with Client([self.members[index].endpoint], timeout=timeout) as c:
             return c.status()
 
+    def describe(self, log_lines: int = 12) -> str:
+        """What every member says of itself and the last warnings and Raft
+        events of its log: for a test's failure message."""
+        lines = []
+        for i, member in enumerate(self.members):
+            try:
+                s = self.member_status(i)
+                state = (f"id={s.member_id:x} leader={s.leader:x} term={s.raft_term} "
+                         f"index={s.raft_index} applied={s.raft_applied_index}")
+            except RaftKVError as e:
+                state = f"no status ({e})"
+            lines.append(f"{member.name} running={member.running} {state}")
+            try:
+                with open(member.log_path, errors="replace") as f:
+                    events = [line.rstrip() for line in f
+                              if " WARNING " in line or " ERROR " in line or "term persisted" in line
+                              or "became leader" in line or "serving" in line]
+            except OSError:
+                events = []
+            lines.extend("    " + line for line in events[-log_lines:])
+        return "\n".join(lines)
+
     def wait_member(self, index: int, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
