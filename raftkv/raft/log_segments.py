@@ -17,9 +17,9 @@ import threading
 
 from raftkv.raft.storage import DurableFile, StorageFailure, fsync_dir, remove_durably, rename_durably
 
-LOG_NAME = "raft.log"  # in a member's data directory
 log = logging.getLogger(__name__)
 
+LOG_NAME = "raft.log"  # in a member's data directory
 SEGMENT_BYTES = 4 << 20
 _SEQUENCE_DIGITS = 8
 
@@ -87,10 +87,7 @@ class SegmentSet:
         file.truncate(0)
         file.append(header, 0)
         file.sync()
-        try:
-            fsync_dir(self.directory)
-        except OSError as e:
-            raise StorageFailure.of(e, self.directory) from e
+        self._sync_directory()
         self.sequences.append(sequence)
         return sequence
 
@@ -114,10 +111,13 @@ class SegmentSet:
         for path in paths:
             remove_durably(path, sync=False)
         if paths:
-            try:
-                fsync_dir(self.directory)
-            except OSError as e:
-                raise StorageFailure.of(e, self.directory) from e
+            self._sync_directory()
+
+    def _sync_directory(self) -> None:
+        try:
+            fsync_dir(self.directory)
+        except OSError as e:
+            raise StorageFailure.of(e, self.directory) from e
 
     def wait_for_removals(self) -> None:
         if self._cleaner is not None:
