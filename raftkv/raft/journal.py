@@ -329,7 +329,7 @@ class DurableJournal:
             # a new segment: the old ones may hold entries from before the
             # first one kept, which the next entry added would not follow
             old = list(self._segments.sequences)
-            sequence = self._segments.create(MAGIC)
+            self._segments.create(MAGIC)
             # newest first and durably: a crash leaves a prefix of the old log,
             # and no old segment can come back after the new one is written
             self._segments.remove(old[::-1], durably=True)

@@ -15,7 +15,7 @@ import queue
 import re
 import threading
 
-from raftkv.raft.storage import DurableFile, StorageFailure, fsync_dir, remove_durably, rename_durably
+from raftkv.raft.storage import DurableFile, StorageFailure, fsync_dir, remove_file, rename_durably
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class SegmentSet:
             return
         self.wait_for_removals()
         for path in paths:
-            remove_durably(path, sync=False)
+            remove_file(path)
         if paths:
             self._sync_directory()
 
@@ -169,7 +169,7 @@ class _Cleaner:
             paths, garbage = item
             try:
                 for path in paths:
-                    remove_durably(path, sync=False)
+                    remove_file(path)
             except StorageFailure as e:  # kept until the next trim after a restart
                 log.warning("an old log segment could not be removed error=%s", e)
             finally:

@@ -153,9 +153,8 @@ def rename_durably(src: str, dst: str) -> None:
         raise StorageFailure.of(e, dst) from e
 
 
-def remove_durably(path: str, sync: bool = True) -> None:
-    """Remove a file; with ``sync`` its directory is fsynced, else the
-    removal is durable at the directory's next fsync."""
+def remove_file(path: str) -> None:
+    """Remove a file; the removal is durable at its folder's next fsync."""
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -165,11 +164,6 @@ def remove_durably(path: str, sync: bool = True) -> None:
     if _shadow_root():
         with _pending_lock:
             _pending_removals.append(os.path.abspath(path))
-    if sync:
-        try:
-            fsync_dir(os.path.dirname(os.path.abspath(path)))
-        except OSError as e:
-            raise StorageFailure.of(e, path) from e
 
 
 def install_file(src: str, dst: str) -> None:

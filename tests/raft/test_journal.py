@@ -8,7 +8,7 @@ import pytest
 
 from raftkv.raft import storage
 from raftkv.raft.journal import CorruptLog, DurableJournal
-from raftkv.raft.log_segments import segment_paths
+from raftkv.raft.log_segments import segment_path, segment_paths
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_a_segment_whose_start_a_crash_interrupted_is_started_again(path):
     j = small_segments(path)
     add_synced(j, 1, 2)
     j.close()
-    with open(path + ".%08d" % 99, "wb") as f:
+    with open(segment_path(path, 99), "wb") as f:
         f.write(b"RAFTKV-")  # part of the header
     j = DurableJournal(path)
     j.add(b"c3", 3, 1)
